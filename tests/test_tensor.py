@@ -1,0 +1,121 @@
+"""Tensor construction, dtypes, conversion, repr, and the backend's device handling."""
+import numpy as np
+import pytest
+
+import tinygrad_norm as tg
+from tinygrad_norm import backend
+
+
+def test_construction_and_default_dtype():
+    assert tg.Tensor([1, 2, 3]).dtype == np.float32
+    assert tg.Tensor(2.5).shape == () and tg.Tensor(2.5).item() == 2.5
+    assert tg.Tensor(np.zeros(3)).dtype == np.float64  # float64 kept when given
+    assert tg.Tensor(np.arange(3)).dtype == np.int64   # integer arrays (labels) stay integer
+    assert tg.Tensor([1, 2], dtype=np.float64).dtype == np.float64
+    t = tg.Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    assert (t.shape, t.ndim, t.device, t.numel(), len(t)) == ((2, 3), 2, "cpu", 6, 2)
+    assert tg.Tensor(t).data is t.data
+
+
+def test_scalars_keep_the_tensor_dtype():
+    x = tg.Tensor(np.ones(3, np.float32))
+    for y in (x * 2.5, 2.5 * x, x / np.float64(3), x ** 2, np.ones(3) + x):
+        assert isinstance(y, tg.Tensor) and y.dtype == np.float32
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating-point.*int64"):
+        tg.Tensor(np.arange(3), requires_grad=True)
+
+
+def test_numpy_item_detach_tolist():
+    t = tg.Tensor(np.arange(4.0), requires_grad=True)
+    assert isinstance(t.numpy(), np.ndarray)
+    d = (t * 2).detach()
+    assert not d.requires_grad and d.grad_fn is None
+    assert d.tolist() == [0, 2, 4, 6]
+    with pytest.raises(ValueError, match="one element"):
+        t.item()
+
+
+def test_repr_is_readable():
+    r = repr(tg.Tensor([1.0, 2.0], requires_grad=True) * 2)
+    assert r.startswith("Tensor([2., 4.]") and "grad_fn=Mul" in r
+    assert "dtype=float64" in repr(tg.Tensor(np.zeros(2)))
+    assert "..." in repr(tg.zeros(1000))
+
+
+def test_comparisons_are_constant_boolean_tensors():
+    x = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    m = x > 1.5
+    assert m.dtype == bool and not m.requires_grad
+    np.testing.assert_array_equal((x <= 2).numpy(), [True, True, False])
+
+
+def test_factories():
+    assert tg.zeros(2, 3).shape == (2, 3) and tg.ones((4,)).numpy().sum() == 4
+    assert tg.randn(3, dtype=np.float64).dtype == np.float64
+    assert tg.rand(2, requires_grad=True).requires_grad
+
+
+def test_get_array_module_is_numpy_on_cpu():
+    assert tg.get_array_module(np.zeros(2)) is np
+    assert tg.get_array_module(tg.zeros(2)) is np
+
+
+def test_to_cpu_is_a_no_op():
+    x = tg.zeros(2)
+    assert x.to("cpu") is x
+
+
+def test_unknown_device_is_a_clear_error():
+    with pytest.raises(tg.DeviceError, match="unknown device 'tpu'"):
+        tg.Tensor([1.0], device="tpu")
+
+
+def test_cuda_without_cupy_or_gpu_says_which_is_missing():
+    ok, why = tg.gpu_available()
+    if ok:
+        pytest.skip("a GPU is present: the error path cannot be exercised")
+    with pytest.raises(tg.DeviceError) as info:
+        tg.Tensor([1.0], device="cuda")
+    msg = str(info.value)
+    assert ("CuPy, which is not installed" in msg) or ("no usable GPU" in msg)
+    assert msg == why
+
+
+def test_cupy_is_not_imported_on_the_cpu_path():
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np, tinygrad_norm as tg; x = tg.Tensor(np.ones(3), requires_grad=True);"
+            "(x * 2).sum().backward(); print('cupy' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+gpu_ok, gpu_reason = backend.gpu_available()
+needs_gpu = pytest.mark.skipif(not gpu_ok, reason=f"needs a GPU: {gpu_reason}")
+
+
+@needs_gpu
+def test_cuda_round_trip_and_gradients():
+    x = tg.Tensor(np.arange(6.0).reshape(2, 3), device="cuda", requires_grad=True)
+    assert x.device == "cuda" and tg.get_array_module(x).__name__ == "cupy"
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.arange(6.0).reshape(2, 3))
+    assert x.to("cpu").device == "cpu"
+
+
+@needs_gpu
+def test_cuda_ops_match_cpu():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    for dev in ("cpu", "cuda"):
+        x, y = tg.Tensor(a, device=dev, requires_grad=True), tg.Tensor(b, device=dev, requires_grad=True)
+        out = ((x @ y).tanh() * x[np.array([0, 0, 1, 2])].sum(1, keepdims=True)).sum()
+        out.backward()
+        if dev == "cpu":
+            ref = (out.item(), x.grad.numpy(), y.grad.numpy())
+        else:
+            np.testing.assert_allclose(out.item(), ref[0], rtol=1e-10)
+            np.testing.assert_allclose(x.grad.numpy(), ref[1], rtol=1e-10)
+            np.testing.assert_allclose(y.grad.numpy(), ref[2], rtol=1e-10)

@@ -1,0 +1,69 @@
+"""Numerical gradient check: autograd's gradients against central differences in float64."""
+import numpy as np
+
+from .autograd import no_grad
+from .backend import as_numpy
+from .tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """Autograd and central differences disagree; the message names the input and the element."""
+
+
+def _as_float64_inputs(inputs):
+    xs = [Tensor(as_numpy(x.data).astype(np.float64), requires_grad=x.requires_grad)
+          if isinstance(x, Tensor) and x.dtype.kind == "f" else x for x in inputs]
+    checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:  # nothing marked: check every floating-point tensor
+        checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.dtype.kind == "f"]
+        for i in checked:
+            xs[i].requires_grad = True
+    if not checked:
+        raise ValueError("gradcheck needs at least one floating-point Tensor among the inputs")
+    return xs, checked
+
+
+def _projection(fn, xs, weights):
+    """sum_k <w_k, out_k> for fn's output(s): one scalar whose gradient checks every output at once."""
+    outs = fn(*xs)
+    outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+    if weights is None:
+        rng = np.random.default_rng(0)
+        weights = [rng.standard_normal(o.shape) for o in outs]
+    return sum((o * w).sum() for o, w in zip(outs, weights)), weights
+
+
+def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
+    """Check fn's gradients w.r.t. its Tensor inputs (those with requires_grad, else all float ones).
+
+    The inputs are copied to float64; fn(*inputs) may return a Tensor or a tuple of them. Each output is
+    projected on a fixed random cotangent w, and d<w, fn(x)>/dx from backward is compared with
+    (f(x + eps) - f(x - eps)) / 2eps element by element. Returns True or raises GradcheckError.
+    """
+    xs, checked = _as_float64_inputs(inputs)
+    total, weights = _projection(fn, xs, None)
+    if not total.requires_grad:
+        raise GradcheckError("fn's output does not depend on any checked input through the graph")
+    total.backward()
+    for i in checked:
+        x = xs[i]
+        analytic = np.zeros(x.shape) if x.grad is None else as_numpy(x.grad.data)
+        numeric = np.zeros(x.shape)
+        flat = x.data.reshape(-1)
+        with no_grad():
+            for k in range(flat.size):
+                orig = flat[k]
+                flat[k] = orig + eps
+                hi = _projection(fn, xs, weights)[0].item()
+                flat[k] = orig - eps
+                lo = _projection(fn, xs, weights)[0].item()
+                flat[k] = orig
+                numeric.reshape(-1)[k] = (hi - lo) / (2 * eps)
+        err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        if not np.all(err <= 0):  # also catches NaN
+            k = np.unravel_index(np.nanargmax(np.where(np.isnan(err), np.inf, err)), x.shape)
+            raise GradcheckError(
+                f"gradcheck failed for input {i} (shape {x.shape}) at element {tuple(int(j) for j in k)}: "
+                f"autograd gives {analytic[k]:.8g}, central differences give {numeric[k]:.8g} "
+                f"(|difference| {abs(analytic[k] - numeric[k]):.3g} > atol {atol} + rtol {rtol} * |numeric|)")
+    return True

@@ -47,9 +47,8 @@ def is_cupy_array(x):
 
 def get_array_module(*xs):
     """The array module (numpy or cupy) of the given arrays or tensors, as in DeZero and Chainer."""
-    for x in xs:
-        x = getattr(x, "data", x)
-        if is_cupy_array(x):
+    for x in xs:  # a Tensor's array is its .data (an ndarray's own .data is a buffer, never a cupy array)
+        if is_cupy_array(x) or is_cupy_array(getattr(x, "data", None)):
             return sys.modules["cupy"]
     return np
 

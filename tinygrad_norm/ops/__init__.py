@@ -1,6 +1,8 @@
 """Primitive differentiable ops, each a Function with its backward beside its forward."""
-from .elementwise import (Abs, Add, Clip, Div, Exp, Log, Maximum, Minimum, Mul, Neg, Pow, PowScalar, Relu,
+from .elementwise import (Abs, Add, Clip, Div, Exp, Gelu, Log, Maximum, Minimum, Mul, Neg, Pow, PowScalar, Relu,
                           Sigmoid, Sqrt, Sub, Tanh, Where)
 from .matmul import MatMul
 from .movement import Concatenate, Expand, GetItem, Pad, Permute, Reshape
 from .reduce import Max, Mean, Min, Sum, normalize_axis
+from .conv import AvgPool2d, Conv2d, MaxPool2d
+from .softmax import LogSoftmax, NLLLoss

@@ -109,6 +109,49 @@ class Sigmoid(Function):
     def backward(self, g): return g * self.out * (1 - self.out)
 
 
+class Gelu(Function):
+    """x·Φ(x) with Φ the normal CDF; 'tanh' uses PyTorch's tanh approximation of Φ."""
+    def forward(self, a):
+        xp = get_array_module(a)
+        self.a = a
+        if self.approximate == "tanh":
+            k = xp.sqrt(2 / xp.pi).astype(a.dtype)
+            self.t = xp.tanh(k * (a + 0.044715 * a ** 3))
+            self.dt = (1 - self.t ** 2) * k * (1 + 3 * 0.044715 * a ** 2)
+            return 0.5 * a * (1 + self.t)
+        self.cdf = 0.5 * (1 + erf(a / xp.sqrt(2).astype(a.dtype)))
+        return a * self.cdf
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        if self.approximate == "tanh":
+            return g * (0.5 * (1 + self.t) + 0.5 * self.a * self.dt)
+        return g * (self.cdf + self.a * xp.exp(-0.5 * self.a ** 2) / xp.sqrt(2 * xp.pi))
+
+
+def erf(x):
+    """erf to about 1e-16 relative in float64: the Taylor series for |x| < 2.5, the continued fraction beyond."""
+    xp = get_array_module(x)
+    x64 = x.astype(xp.float64)
+    ax = xp.abs(x64)
+    small = xp.minimum(ax, 2.5)
+    term, total, n = small.copy(), small.copy(), 0
+    while True:  # erf(x) = 2/√π Σ (-1)^n x^(2n+1) / (n! (2n+1))
+        n += 1
+        term = term * -small ** 2 / n
+        delta = term / (2 * n + 1)
+        total = total + delta
+        if float(xp.abs(delta).max(initial=0.0)) < 1e-17:
+            break
+    series = 2 / xp.sqrt(xp.pi) * total
+    big = xp.maximum(ax, 2.5)  # erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...))))
+    frac = big
+    for k in range(60, 0, -1):
+        frac = big + (k / 2) / frac
+    tail = 1 - xp.exp(-big ** 2) / (xp.sqrt(xp.pi) * frac)
+    return (xp.sign(x64) * xp.where(ax < 2.5, series, tail)).astype(x.dtype)
+
+
 class Relu(Function):
     def forward(self, a):
         self.mask = a > 0

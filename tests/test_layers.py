@@ -1,0 +1,113 @@
+"""Layers, activations, losses, dropout: shapes, closed forms and gradchecks."""
+import numpy as np
+import pytest
+
+import tinygrad_norm as tg
+from tinygrad_norm import gradcheck, nn
+from tinygrad_norm.nn import functional as F
+
+
+def test_linear_matches_definition_and_init_bounds(rng):
+    tg.manual_seed(0)
+    layer = nn.Linear(16, 4)
+    bound = 1 / np.sqrt(16)
+    assert np.abs(layer.weight.data).max() <= bound and np.abs(layer.bias.data).max() <= bound
+    x = tg.Tensor(rng.standard_normal((3, 16)).astype(np.float32))
+    np.testing.assert_allclose(layer(x).numpy(), x.data @ layer.weight.data.T + layer.bias.data, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"Linear\(16, 4\) expects inputs whose last axis is 16; got shape \(3, 5\)"):
+        layer(tg.randn(3, 5))
+
+
+def test_linear_gradcheck(rng):
+    gradcheck(lambda x, w, b: x @ w.T + b, *(tg.Tensor(rng.standard_normal(s)) for s in ((3, 5), (4, 5), (4,))))
+
+
+@pytest.mark.parametrize("fn", [F.relu, F.tanh, F.sigmoid, lambda x: F.leaky_relu(x, 0.1),
+                                lambda x: F.gelu(x), lambda x: F.gelu(x, approximate="tanh")])
+def test_activation_gradchecks(fn, rng):
+    gradcheck(fn, tg.Tensor(rng.standard_normal((4, 5))))
+
+
+def test_gelu_matches_the_normal_cdf():
+    from math import erf, sqrt
+    x = np.linspace(-5, 5, 41)
+    np.testing.assert_allclose(F.gelu(tg.Tensor(x)).numpy(), [v * 0.5 * (1 + erf(v / sqrt(2))) for v in x], rtol=1e-10,
+                               atol=1e-15)
+
+
+def test_softmax_and_log_softmax(rng):
+    x = tg.Tensor(rng.standard_normal((4, 5)) * 10)
+    e = np.exp(x.data - x.data.max(1, keepdims=True))
+    np.testing.assert_allclose(F.softmax(x).numpy(), e / e.sum(1, keepdims=True))
+    gradcheck(lambda t: F.log_softmax(t, axis=0), x)
+    gradcheck(F.softmax, x)
+    big = tg.Tensor(np.array([[1000.0, 0.0]], np.float32))
+    assert np.isfinite(F.log_softmax(big).numpy()).all()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_closed_form_and_gradcheck(reduction, smoothing, rng):
+    logits = tg.Tensor(rng.standard_normal((6, 4)))
+    target = np.array([0, 3, 1, 1, 2, 0])
+    logp = logits.data - np.log(np.exp(logits.data).sum(1, keepdims=True))
+    per = -(1 - smoothing) * logp[np.arange(6), target] - smoothing * logp.mean(1)
+    expected = {"mean": per.mean(), "sum": per.sum(), "none": per}[reduction]
+    out = F.cross_entropy(logits, target, reduction=reduction, label_smoothing=smoothing)
+    np.testing.assert_allclose(out.numpy(), expected)
+    gradcheck(lambda t: F.cross_entropy(t, target, reduction=reduction, label_smoothing=smoothing), logits)
+
+
+def test_nll_and_mse_gradcheck(rng):
+    target = np.array([2, 0, 1])
+    gradcheck(lambda t: F.nll_loss(F.log_softmax(t), target), tg.Tensor(rng.standard_normal((3, 3))))
+    a, b = tg.Tensor(rng.standard_normal((3, 2))), tg.Tensor(rng.standard_normal((3, 2)))
+    np.testing.assert_allclose(F.mse_loss(a, b).item(), ((a.data - b.data) ** 2).mean())
+    gradcheck(lambda x, y: F.mse_loss(x, y, reduction="sum"), a, b)
+
+
+def test_loss_errors_are_clear():
+    logits = tg.randn(3, 4)
+    with pytest.raises(ValueError, match=r"3 integer class indices.*float64 of shape \(3,\)"):
+        F.cross_entropy(logits, np.zeros(3))
+    with pytest.raises(ValueError, match=r"\[0, 4\); got values from 0 to 7"):
+        F.cross_entropy(logits, np.array([0, 7, 1]))
+    with pytest.raises(ValueError, match="reduction must be"):
+        F.mse_loss(logits, logits, reduction="avg")
+
+
+def test_dropout_train_and_eval():
+    tg.manual_seed(0)
+    layer = nn.Dropout(0.25)
+    x = tg.ones(1000, 10)
+    y = layer(x).numpy()
+    assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((y == 0).mean() - 0.25) < 0.02
+    layer.eval()
+    assert layer(x) is x
+    gradcheck(lambda t: F.dropout(t, 0.0), tg.randn(3))
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        F.dropout(x, 1.0)
+
+
+def test_dropout_gradient_is_the_mask():
+    tg.manual_seed(1)
+    x = tg.Tensor(np.ones(200), requires_grad=True)
+    y = F.dropout(x, 0.5)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), y.numpy())  # d/dx (x·mask·2) = mask·2 = y when x = 1
+
+
+def test_embedding_flatten_identity():
+    tg.manual_seed(0)
+    emb = nn.Embedding(10, 3)
+    idx = np.array([[1, 2], [1, 9]])
+    out = emb(idx)
+    assert out.shape == (2, 2, 3)
+    out.sum().backward()
+    assert emb.weight.grad.numpy()[1].tolist() == [2, 2, 2]  # row 1 picked twice
+    with pytest.raises(TypeError, match="integer indices"):
+        emb(tg.Tensor([1.0]))
+    assert nn.Flatten()(tg.zeros(2, 3, 4)).shape == (2, 12)
+    x = tg.zeros(2)
+    assert nn.Identity(5, foo=1)(x) is x

@@ -1,0 +1,110 @@
+"""Module registration, traversal order, modes, state_dict, and checkpoints (npz, no pickle)."""
+import numpy as np
+import pytest
+
+import tinygrad_norm as tg
+from tinygrad_norm import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Dropout(0.5))
+        self.head = nn.Linear(8, 3)
+        self.register_buffer("steps", tg.Tensor(np.zeros((), np.int64)))
+        self.blocks = nn.ModuleList([nn.Linear(3, 3), nn.Linear(3, 3, bias=False)])
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1)[:, :8])
+
+
+def test_names_follow_pytorch():
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == [
+        "features.0.weight", "features.0.bias", "head.weight", "head.bias", "blocks.0.weight", "blocks.0.bias",
+        "blocks.1.weight"]
+    assert [n for n, _ in net.named_buffers()] == ["steps"]
+    # PyTorch's order: a module's own parameters and buffers, then its children's
+    assert list(net.state_dict()) == ["steps"] + [n for n, _ in net.named_parameters()]
+    assert [type(m).__name__ for m in net.modules()] == ["Net", "Sequential", "Conv2d", "ReLU", "Dropout", "Linear",
+                                                         "ModuleList", "Linear", "Linear"]
+    assert net.blocks[1].bias is None and len(net.features) == 3
+
+
+def test_train_eval_is_per_module_and_recursive():
+    net = Net()
+    net.eval()
+    assert not any(m.training for m in net.modules())
+    net.features.train()
+    assert net.features[2].training and not net.head.training
+
+
+def test_repr_shows_the_tree():
+    r = repr(Net())
+    assert "(features): Sequential(" in r and "(0): Conv2d(1, 2, kernel_size=(3, 3)" in r and "(head): Linear(" in r
+
+
+def test_zero_grad_and_reassignment():
+    net = Net()
+    net(tg.randn(2, 1, 5, 5)).sum().backward()
+    assert net.head.weight.grad is not None
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+    net.head = nn.Identity()
+    assert "head.weight" not in dict(net.named_parameters())
+
+
+def test_module_without_super_init_is_a_clear_error():
+    class Bad(nn.Module):
+        def __init__(self):
+            self.w = nn.Parameter(np.zeros(2))
+    with pytest.raises(AttributeError, match="must call super"):
+        Bad()
+
+
+def test_state_dict_round_trip_is_exact(tmp_path):
+    tg.manual_seed(0)
+    a = Net()
+    a.steps = tg.Tensor(np.array(7, np.int64))
+    path = tmp_path / "net.npz"
+    a.save(path)
+    tg.manual_seed(1)
+    b = Net()
+    assert not np.array_equal(a.head.weight.numpy(), b.head.weight.numpy())
+    b.load(path)
+    for (ka, ta), (kb, tb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and ta.dtype == tb.dtype
+        np.testing.assert_array_equal(ta.numpy(), tb.numpy())
+    x = tg.randn(2, 1, 5, 5)
+    a.eval(), b.eval()
+    np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
+    assert b.steps.item() == 7
+
+
+def test_checkpoint_is_plain_npz_without_pickle(tmp_path):
+    path = tmp_path / "net.npz"
+    Net().save(path)
+    with np.load(path, allow_pickle=False) as f:
+        assert all(f[k].dtype != object for k in f.files)
+
+
+def test_load_errors_name_every_bad_key(tmp_path):
+    net = Net()
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    del state["head.bias"]
+    state["extra.weight"] = np.zeros(3)
+    state["head.weight"] = np.zeros((4, 8))
+    with pytest.raises(nn.StateDictError) as info:
+        net.load_state_dict(state)
+    msg = str(info.value)
+    assert "missing keys: head.bias" in msg and "unexpected keys: extra.weight" in msg
+    assert "head.weight: checkpoint (4, 8) vs model (3, 8)" in msg
+    state["head.weight"] = np.zeros((3, 8))
+    net.load_state_dict(state, strict=False)  # non-strict ignores missing/unexpected keys
+    assert net.head.weight.numpy().sum() == 0
+
+
+def test_to_cpu_keeps_parameters():
+    net = Net()
+    w = net.head.weight
+    assert net.to("cpu") is net and net.head.weight is w and w.device == "cpu"

@@ -1,0 +1,6 @@
+"""Modules, layers, recurrent layers, losses (in `functional`) and initialisers."""
+from . import functional, init
+from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, Dropout, Embedding, Flatten, Identity,
+                     LeakyReLU, Linear, MaxPool2d, ReLU, Sigmoid, Tanh)
+from .module import Module, ModuleList, Parameter, Sequential, StateDictError
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell

@@ -1,0 +1,127 @@
+"""Stateless functions on Tensors: activations, losses, dropout, convolution and pooling."""
+import numpy as np
+
+from .. import ops
+from ..backend import get_array_module
+from ..random import rng
+from ..tensor import Tensor, stack
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def relu(x): return x.relu()
+def tanh(x): return x.tanh()
+def sigmoid(x): return x.sigmoid()
+def gelu(x, approximate="none"): return ops.Gelu.apply(x, approximate=approximate)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return x.maximum(x * negative_slope) if negative_slope <= 1 else x.minimum(x * negative_slope)
+
+
+def log_softmax(x, axis=-1):
+    return ops.LogSoftmax.apply(x, axis=axis)
+
+
+def softmax(x, axis=-1):
+    return log_softmax(x, axis).exp()
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
+
+
+def _targets(target, n, classes):
+    t = target.data if isinstance(target, Tensor) else get_array_module(target).asarray(target)
+    if t.dtype.kind not in "iu" or t.shape != (n,):
+        raise ValueError(f"targets must be {n} integer class indices (shape ({n},)); got {t.dtype} of shape {t.shape}")
+    if t.size and (t.min() < 0 or t.max() >= classes):
+        raise ValueError(f"targets must lie in [0, {classes}); got values from {t.min()} to {t.max()}")
+    return t
+
+
+def nll_loss(logp, target, reduction="mean"):
+    """-logp[i, target[i]] for log-probabilities (N, C) and class indices (N,)."""
+    if logp.ndim != 2:
+        raise ValueError(f"nll_loss expects log-probabilities of shape (N, C); got {logp.shape}")
+    return _reduce(ops.NLLLoss.apply(logp, target=_targets(target, *logp.shape)), reduction)
+
+
+def cross_entropy(logits, target, reduction="mean", label_smoothing=0.0):
+    """nll_loss(log_softmax(logits)); with label smoothing ε: (1-ε)·nll + ε·mean over classes of -logp."""
+    logp = log_softmax(logits, axis=-1)
+    loss = nll_loss(logp, target, reduction="none")
+    if label_smoothing:
+        loss = loss * (1 - label_smoothing) - logp.mean(axis=-1) * label_smoothing
+    return _reduce(loss, reduction)
+
+
+def mse_loss(input, target, reduction="mean"):
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1); got {p}")
+    if not training or p == 0:
+        return x
+    xp = get_array_module(x.data)
+    keep = xp.asarray(rng().random(x.shape) >= p)
+    return x * (keep * np.float32(1 / (1 - p))).astype(x.dtype)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """x (N, C, H, W) ⋆ weight (O, C/groups, kh, kw) + bias (O,) -> (N, O, OH, OW)."""
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects input of shape (N, C, H, W); got {x.shape}")
+    args = (x, weight) if bias is None else (x, weight, bias)
+    return ops.Conv2d.apply(*args, stride=_pair(stride), padding=_pair(padding), dilation=_pair(dilation), groups=groups)
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """x (N, C, L) ⋆ weight (O, C/groups, k) -> (N, O, OL), as conv2d on a height-1 image."""
+    if x.ndim != 3:
+        raise ValueError(f"conv1d expects input of shape (N, C, L); got {x.shape}")
+    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride), (0, padding), (1, dilation), groups)
+    return out.squeeze(2)
+
+
+def _check_4d(name, x):
+    if x.ndim != 4:
+        raise ValueError(f"{name} expects input of shape (N, C, H, W); got {x.shape}")
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    _check_4d("max_pool2d", x)
+    k = _pair(kernel_size)
+    return ops.MaxPool2d.apply(x, kernel=k, stride=_pair(stride or k), padding=_pair(padding))
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    _check_4d("avg_pool2d", x)
+    k = _pair(kernel_size)
+    return ops.AvgPool2d.apply(x, kernel=k, stride=_pair(stride or k), padding=_pair(padding))
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average over PyTorch's adaptive bins: bin i spans [floor(i·H/OH), ceil((i+1)·H/OH))."""
+    _check_4d("adaptive_avg_pool2d", x)
+    (oh, ow), (h, w) = _pair(output_size), x.shape[2:]
+    if (oh, ow) == (1, 1):
+        return x.mean(axis=(2, 3), keepdims=True)
+    if h % oh == 0 and w % ow == 0:
+        return avg_pool2d(x, (h // oh, w // ow))
+    bins = lambda i, n, o: slice(i * n // o, -(-(i + 1) * n // o))
+    rows = [stack([x[:, :, bins(i, h, oh), bins(j, w, ow)].mean(axis=(2, 3)) for j in range(ow)], -1)
+            for i in range(oh)]
+    return stack(rows, -2)

@@ -1,0 +1,160 @@
+"""Layers with PyTorch's signatures, parameter names and default initialisation."""
+import math
+
+from . import functional as F
+from .init import fan_in_uniform, normal
+from .module import Module, Parameter
+from ..tensor import Tensor
+
+
+class Linear(Module):
+    """y = x @ weightᵀ + bias; weight (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(fan_in_uniform((out_features, in_features), in_features))
+        self.register_parameter("bias", Parameter(fan_in_uniform((out_features,), in_features)) if bias else None)
+
+    def forward(self, x):
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects inputs whose last axis is "
+                             f"{self.in_features}; got shape {x.shape}")
+        y = x @ self.weight.T
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class _ConvNd(Module):
+    dims = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+                             f"must both be divisible by groups ({groups})")
+        k = (kernel_size,) * self.dims if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        fan_in = in_channels // groups * math.prod(k)
+        self.weight = Parameter(fan_in_uniform((out_channels, in_channels // groups) + k, fan_in))
+        self.register_parameter("bias", Parameter(fan_in_uniform((out_channels,), fan_in)) if bias else None)
+
+    def forward(self, x):
+        conv = F.conv2d if self.dims == 2 else F.conv1d
+        return conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}" + (f", dilation={self.dilation}" if self.dilation != 1 else "")
+                + (f", groups={self.groups}" if self.groups != 1 else "") + ("" if self.bias is not None else ", bias=False"))
+
+
+class Conv2d(_ConvNd):
+    """(N, C, H, W) -> (N, O, OH, OW); weight (O, C/groups, kh, kw)."""
+    dims = 2
+
+
+class Conv1d(_ConvNd):
+    """(N, C, L) -> (N, O, OL); weight (O, C/groups, k)."""
+    dims = 1
+
+
+class _Pool(Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool):
+    def forward(self, x): return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(_Pool):
+    def forward(self, x): return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x): return F.adaptive_avg_pool2d(x, self.output_size)
+    def extra_repr(self): return f"output_size={self.output_size}"
+
+
+class ReLU(Module):
+    def forward(self, x): return x.relu()
+
+
+class Tanh(Module):
+    def forward(self, x): return x.tanh()
+
+
+class Sigmoid(Module):
+    def forward(self, x): return x.sigmoid()
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x): return F.leaky_relu(x, self.negative_slope)
+    def extra_repr(self): return f"negative_slope={self.negative_slope}"
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x): return F.gelu(x, self.approximate)
+
+
+class Dropout(Module):
+    """Inverted dropout in training mode; the identity in eval mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x): return F.dropout(x, self.p, self.training)
+    def extra_repr(self): return f"p={self.p}"
+
+
+class Flatten(Module):
+    def __init__(self, start_dim=1):
+        super().__init__()
+        self.start_dim = start_dim
+
+    def forward(self, x): return x.flatten(self.start_dim)
+
+
+class Identity(Module):
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x): return x
+
+
+class Embedding(Module):
+    """Integer indices (...,) -> rows of weight (num_embeddings, embedding_dim), initialised N(0, 1)."""
+
+    def __init__(self, num_embeddings, embedding_dim):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(normal((num_embeddings, embedding_dim)))
+
+    def forward(self, idx):
+        idx = idx.data if isinstance(idx, Tensor) else idx
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"Embedding expects integer indices; got {idx.dtype}")
+        return self.weight[idx]
+
+    def extra_repr(self): return f"{self.num_embeddings}, {self.embedding_dim}"

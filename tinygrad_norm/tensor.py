@@ -173,6 +173,8 @@ class Tensor:
     def max(self, axis=None, keepdims=False): return ops.Max.apply(self, axis=axis, keepdims=keepdims)
     def min(self, axis=None, keepdims=False): return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
+    def cumsum(self, axis=0): return ops.Cumsum.apply(self, axis=axis % self.ndim)
+
     def var(self, axis=None, keepdims=False, correction=1):
         """Variance sum((x - mean)²) / (n - correction); correction=1 is the unbiased estimate (PyTorch's default)."""
         axes = ops.normalize_axis(axis, self.ndim)

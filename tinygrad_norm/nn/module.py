@@ -130,8 +130,28 @@ class Module:
                 t.grad = t.grad.to(device)
         return self
 
+    def astype(self, dtype):
+        """Cast every floating-point parameter and buffer in place (e.g. to float64 for gradcheck); returns self."""
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.dtype.kind == "f":
+                t.data = t.data.astype(dtype)
+        return self
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def float(self):
+        return self.astype(np.float32)
+
     # ---- calling -------------------------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook):
+        """hook(module, args) runs before every forward (weight normalization recomputes its weight here)."""
+        self.__dict__.setdefault("_forward_pre_hooks", []).append(hook)
+        return hook
+
     def __call__(self, *args, **kwargs):
+        for hook in self.__dict__.get("_forward_pre_hooks", ()):
+            hook(self, args)
         return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
@@ -142,9 +162,10 @@ class Module:
 
     def __repr__(self):
         children = [f"({n}): " + repr(m).replace("\n", "\n  ") for n, m in self.named_children()]
+        name = self.__dict__.get("label", type(self).__name__)
         if not children:
-            return f"{type(self).__name__}({self.extra_repr()})"
-        return f"{type(self).__name__}(\n  " + "\n  ".join(children) + "\n)"
+            return f"{name}({self.extra_repr()})"
+        return f"{name}(\n  " + "\n  ".join(children) + "\n)"
 
     # ---- state ---------------------------------------------------------------------------------------
     def _state_tensors(self):

@@ -1,7 +1,7 @@
 """RNN, LSTM and GRU cells and sequence layers, with an optional normalization inside the cell.
 
 Parameters carry PyTorch's names (weight_ih, bias_hh; weight_ih_l0 ... in the sequence layers) so
-weights move between the two by name. With `norm=factory` (any callable num_features -> Module), the
+weights move between the two by name. With `norm=factory` (any callable num_features -> Module, or a plugin name such as "layer"), the
 input and hidden projections are normalized before the bias is added, and the LSTM's cell state is
 normalized before its tanh: the layer-normalized LSTM of Ba et al. (2016) when the factory makes LayerNorm.
 """
@@ -16,6 +16,9 @@ class _Recurrent(Module):
     states = 1         # state tensors carried (h; LSTM: h, c)
 
     def _add_layer(self, suffix, input_size, hidden_size, bias, norm):
+        if isinstance(norm, str):  # a plugin name: norm="layer"
+            from .norm_layers import Norm
+            norm = lambda n, name=norm: Norm(name, n)
         bound, width = hidden_size ** -0.5, self.gates * hidden_size
         setattr(self, "weight_ih" + suffix, Parameter(uniform((width, input_size), bound)))
         setattr(self, "weight_hh" + suffix, Parameter(uniform((width, hidden_size), bound)))

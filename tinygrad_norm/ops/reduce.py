@@ -63,3 +63,13 @@ class Max(Function):
 
 class Min(Max):
     reducer = "min"
+
+
+class Cumsum(Function):
+    """Running sum along `axis`; its adjoint is the running sum taken from the other end."""
+    def forward(self, a):
+        return get_array_module(a).cumsum(a, axis=self.axis)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return xp.flip(xp.cumsum(xp.flip(g, self.axis), axis=self.axis), self.axis)

@@ -1,0 +1,15 @@
+"""Group normalization (Wu & He, 2018): channels split into groups; each sample and group is normalized over
+its channels and spatial axes. Independent of the batch size. G = 1 is LayerNorm over (C, H, W); G = C is
+InstanceNorm."""
+from tinygrad_norm.norms import NormLayer
+
+
+class GroupNorm(NormLayer):
+    """(N, C, ...) -> same shape; statistics over (C/G, ...) for each (n, group); γ, β per channel (C,)."""
+    pattern = "n (g c) ... -> n g"
+    param_axes = "(g c)"
+    example = ((6,), {"groups": 3}, (4, 6, 5, 3))
+
+    def __init__(self, num_channels, groups=32, eps=1e-5, affine=True):
+        super().__init__(num_channels, eps=eps, affine=affine, g=groups)
+        self.groups = groups

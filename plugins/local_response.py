@@ -1,0 +1,29 @@
+"""Local response normalization (Krizhevsky et al., 2012, AlexNet): each activation divided by a power of the
+sum of squares of its neighbours across channels. Not a mean/variance pattern: its forward is written
+from autograd ops, and its gradient comes for free."""
+from tinygrad_norm.nn import Module
+
+
+class LocalResponseNorm(Module):
+    """b_c = a_c / (k + α/n · Σ_{c' = c - n//2}^{c + (n-1)//2} a_c'²)^β over (N, C, ...); no parameters.
+
+    The window sum is a difference of running sums along the channels: O(C) whatever the size n."""
+    pattern = None
+    example = ((5,), {}, (2, 7, 4, 3))
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        if x.ndim < 3:
+            raise ValueError(f"LocalResponseNorm expects input of shape (N, C, ...) with at least 3 axes; got {x.shape}")
+        n, c = self.size, x.shape[1]
+        pad = [(0, 0)] * x.ndim
+        pad[1] = (n // 2 + 1, (n - 1) // 2)  # one extra zero in front, so a window sum is a difference of two cumsums
+        running = (x * x).pad(pad).cumsum(axis=1)
+        window = running[:, n:] - running[:, :c]
+        return x / (window * (self.alpha / n) + self.k) ** self.beta
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -1,0 +1,39 @@
+"""Weight normalization (Salimans & Kingma, 2016): normalizes a layer's weights rather than its activations,
+w = g · v / ‖v‖, with the norm over every axis but `dim` (each output unit by default)."""
+from tinygrad_norm.nn import Parameter
+
+
+class WeightNorm:
+    """Applied to a module with `WeightNorm.apply(module)` (or `nn.weight_norm(module)`): its `weight` parameter
+    is replaced by `weight_g` (shape (out, 1, ...)) and `weight_v` (the weight's shape), PyTorch's names, and the
+    weight is recomputed from them before every forward."""
+    kind = "weight"
+    pattern = None
+    example = (("Linear", 5, 4), {}, (3, 5))
+
+    def __init__(self, name="weight", dim=0):
+        self.param, self.dim = name, dim
+
+    def norm_axes(self, ndim):
+        return tuple(i for i in range(ndim) if i != self.dim % ndim)
+
+    def compute_weight(self, module):
+        g, v = getattr(module, self.param + "_g"), getattr(module, self.param + "_v")
+        return v * (g / (v * v).sum(axis=self.norm_axes(v.ndim), keepdims=True).sqrt())
+
+    def __call__(self, module, args):
+        object.__setattr__(module, self.param, self.compute_weight(module))
+
+    @classmethod
+    def apply(cls, module, name="weight", dim=0):
+        weight = getattr(module, name, None)
+        if not isinstance(weight, Parameter):
+            raise TypeError(f"weight norm: {type(module).__name__} has no parameter {name!r} to normalize")
+        hook = cls(name, dim)
+        delattr(module, name)
+        norm = ((weight.data ** 2).sum(axis=hook.norm_axes(weight.ndim), keepdims=True)) ** 0.5
+        setattr(module, name + "_g", Parameter(norm))
+        setattr(module, name + "_v", Parameter(weight.data.copy()))
+        module.register_forward_pre_hook(hook)
+        hook(module, ())
+        return module

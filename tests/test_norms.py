@@ -1,0 +1,293 @@
+"""The normalization core and the built-in plugins: gradients, closed forms, PyTorch's semantics, errors."""
+import numpy as np
+import pytest
+
+import tinygrad_norm as tg
+from tinygrad_norm import gradcheck, nn, norms
+from tinygrad_norm.norms import Normalize, PatternError
+
+SHAPES = {1: (4, 6, 5), 2: (4, 6, 5, 3), 3: (3, 6, 2, 3, 2)}  # (N, C, L), (N, C, H, W), (N, C, D, H, W)
+
+
+def build(name, dims):
+    """A float64 layer of each plugin for 1-, 2- or 3-D inputs, with non-trivial γ, β."""
+    shape = SHAPES[dims]
+    layer = {"batch": lambda: nn.Norm("batch", 6), "instance": lambda: nn.Norm("instance", 6, affine=True),
+             "group": lambda: nn.Norm("group", 6, groups=3), "layer": lambda: nn.Norm("layer", shape[-dims:]),
+             "rms": lambda: nn.Norm("rms", shape[-dims:]), "local_response": lambda: nn.Norm("local_response", 3)}[name]()
+    rng = np.random.default_rng(dims)
+    for p in layer.parameters():
+        p.data = 1 + 0.5 * rng.standard_normal(p.shape)
+    return layer.double(), tg.Tensor(rng.standard_normal(shape))
+
+
+def with_params(layer, fn):
+    """fn(x, *params) -> layer output with the parameters swapped for gradcheck's tensors."""
+    names = [n for n, p in layer._parameters.items() if p is not None]
+
+    def run(x, *ps):
+        saved = dict(layer._parameters)
+        layer._parameters.update(zip(names, ps))
+        try:
+            return fn(x)
+        finally:
+            layer._parameters.update(saved)
+    return run, [tg.Tensor(layer._parameters[n].data) for n in names]
+
+
+ALL = ["batch", "instance", "group", "layer", "rms", "local_response"]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_every_plugin_gradchecks_on_1d_2d_3d(name, dims):
+    layer, x = build(name, dims)
+    run, params = with_params(layer, layer)
+    gradcheck(run, x, *params)
+
+
+def composed_reference(layer, x):
+    """The same normalization from primitive ops (autograd does the gradient): the fused op's reference."""
+    b = layer.pattern.bind(x.shape, layer.sizes)
+    xe = x.reshape(b.expanded_shape)
+    if layer.center:
+        c = xe - xe.mean(axis=b.reduce_axes, keepdims=True)
+        var = (c * c).mean(axis=b.reduce_axes, keepdims=True)
+    else:
+        c, var = xe, (xe * xe).mean(axis=b.reduce_axes, keepdims=True)
+    eps = np.finfo(x.dtype).eps if layer.eps is None else layer.eps
+    y = (c / (var + eps).sqrt()).reshape(x.shape)
+    if layer.weight is not None:
+        shape = [1] * x.ndim
+        if layer.pattern.text.startswith("..."):
+            shape[x.ndim - layer.weight.ndim:] = layer.weight.shape
+        else:
+            shape[1] = layer.weight.shape[0]
+        y = y * layer.weight.reshape(shape)
+        if layer.bias is not None:
+            y = y + layer.bias.reshape(shape)
+    return y
+
+
+@pytest.mark.parametrize("name", ["batch", "instance", "group", "layer", "rms"])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_fused_op_equals_primitive_composition(name, dims):
+    layer, x = build(name, dims)
+    x.requires_grad = True
+    g = np.random.default_rng(5).standard_normal(x.shape)
+    fused = layer(x)
+    fused.backward(g)
+    grads = [x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()]
+    x.grad = None
+    layer.zero_grad()
+    ref = composed_reference(layer, x)
+    ref.backward(g)
+    np.testing.assert_allclose(fused.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(grads, [x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_batchnorm_closed_form():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3, 4, 4))
+    bn = nn.BatchNorm2d(3).double()
+    bn.weight.data, bn.bias.data = np.array([1.0, 2.0, 0.5]), np.array([0.0, -1.0, 3.0])
+    mu = x.mean(axis=(0, 2, 3), keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=(0, 2, 3), keepdims=True)
+    expected = (x - mu) / np.sqrt(var + 1e-5) * bn.weight.data[:, None, None] + bn.bias.data[:, None, None]
+    np.testing.assert_allclose(bn(tg.Tensor(x)).numpy(), expected, rtol=1e-12)
+
+
+def test_layernorm_closed_form_backward():
+    """dx = (g - mean(g) - x̂·mean(g·x̂)) / σ over the last axis, written out with NumPy."""
+    rng = np.random.default_rng(1)
+    x, dy = rng.standard_normal((5, 7)), rng.standard_normal((5, 7))
+    ln = nn.LayerNorm(7, elementwise_affine=False).double()
+    xt = tg.Tensor(x, requires_grad=True)
+    ln(xt).backward(dy)
+    mu, sigma = x.mean(1, keepdims=True), np.sqrt(x.var(1, keepdims=True) + 1e-5)
+    xhat = (x - mu) / sigma
+    expected = (dy - dy.mean(1, keepdims=True) - xhat * (dy * xhat).mean(1, keepdims=True)) / sigma
+    np.testing.assert_allclose(xt.grad.numpy(), expected, rtol=1e-10)
+
+
+def test_groupnorm_with_one_group_is_layernorm_over_chw():
+    x = tg.Tensor(np.random.default_rng(2).standard_normal((3, 6, 4, 5)))
+    gn = nn.GroupNorm(1, 6).double()
+    ln = nn.LayerNorm((6, 4, 5)).double()
+    np.testing.assert_allclose(gn(x).numpy(), ln(x).numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_groupnorm_with_one_channel_per_group_is_instancenorm():
+    x = tg.Tensor(np.random.default_rng(3).standard_normal((3, 6, 4, 5)))
+    gn = nn.GroupNorm(6, 6).double()
+    inorm = nn.InstanceNorm2d(6).double()
+    np.testing.assert_allclose(gn(x).numpy(), inorm(x).numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_batchnorm_running_statistics_follow_momentum_with_unbiased_variance():
+    rng = np.random.default_rng(4)
+    bn = nn.BatchNorm1d(3, momentum=0.3).double()
+    rm, rv = np.zeros(3), np.ones(3)
+    for _ in range(3):
+        x = rng.standard_normal((10, 3, 4)) * 2 + 1
+        bn(tg.Tensor(x))
+        rm = 0.7 * rm + 0.3 * x.mean(axis=(0, 2))
+        rv = 0.7 * rv + 0.3 * x.var(axis=(0, 2), ddof=1)
+    np.testing.assert_allclose(bn.running_mean.numpy(), rm)
+    np.testing.assert_allclose(bn.running_var.numpy(), rv)
+    assert bn.num_batches_tracked.item() == 3
+    bn.eval()
+    x = rng.standard_normal((2, 3, 4))
+    expected = (x - rm[:, None]) / np.sqrt(rv[:, None] + 1e-5)
+    np.testing.assert_allclose(bn(tg.Tensor(x)).numpy(), expected)
+    assert bn.num_batches_tracked.item() == 3  # eval mode does not update
+
+
+def test_momentum_none_is_a_cumulative_average():
+    rng = np.random.default_rng(5)
+    bn = nn.BatchNorm2d(2, momentum=None).double()
+    batches = [rng.standard_normal((4, 2, 3, 3)) + k for k in range(4)]
+    for x in batches:
+        bn(tg.Tensor(x))
+    np.testing.assert_allclose(bn.running_mean.numpy(), np.mean([x.mean(axis=(0, 2, 3)) for x in batches], axis=0))
+
+
+def test_eval_gradient_treats_running_statistics_as_constants():
+    bn = nn.BatchNorm1d(3).double()
+    bn.running_mean.data, bn.running_var.data = np.array([0.5, -1.0, 2.0]), np.array([2.0, 0.5, 1.5])
+    bn.eval()
+    run, params = with_params(bn, bn)
+    gradcheck(run, tg.Tensor(np.random.default_rng(6).standard_normal((5, 3))), *params)
+
+
+def test_train_eval_is_per_module():
+    model = nn.Sequential(nn.BatchNorm1d(3), nn.BatchNorm1d(3))
+    model[0].eval()
+    assert not model[0].training and model[1].training
+
+
+def test_instance_norm_with_running_stats_averages_over_the_batch():
+    rng = np.random.default_rng(7)
+    inorm = nn.InstanceNorm2d(3, track_running_stats=True, momentum=1.0).double()
+    x = rng.standard_normal((4, 3, 5, 5))
+    inorm(tg.Tensor(x))
+    np.testing.assert_allclose(inorm.running_mean.numpy(), x.mean(axis=(2, 3)).mean(0))
+    np.testing.assert_allclose(inorm.running_var.numpy(), x.var(axis=(2, 3), ddof=1).mean(0))
+
+
+def test_instance_norm_defaults_match_pytorch():
+    layer = nn.InstanceNorm2d(4)
+    assert layer.weight is None and layer.running_mean is None and list(layer.state_dict()) == []
+
+
+def test_batchnorm_training_with_one_value_per_channel_raises():
+    bn = nn.BatchNorm1d(4)
+    with pytest.raises(ValueError, match=r"BatchNorm1d: training needs more than one value.*\(1, 4\).*eval\(\).*GroupNorm"):
+        bn(tg.randn(1, 4))
+    bn.eval()
+    assert bn(tg.randn(1, 4)).shape == (1, 4)
+
+
+def test_group_divisibility_is_checked_at_construction():
+    with pytest.raises(PatternError, match=r"GroupNorm.*\(g c\) has size 10, which g=3 does not divide"):
+        nn.GroupNorm(3, 10)
+
+
+def test_input_that_does_not_fit_the_pattern_names_plugin_pattern_and_shape():
+    with pytest.raises(PatternError, match=r"BatchNorm.*'batch'.*'n c \.\.\. -> c' expects axis c of size 6; input shape \(2, 5, 3\)"):
+        nn.Norm("batch", 6)(tg.randn(2, 5, 3))
+    with pytest.raises(ValueError, match=r"BatchNorm2d: expects 4-D input; got shape \(2, 6, 3\)"):
+        nn.BatchNorm2d(6)(tg.randn(2, 6, 3))
+    with pytest.raises(PatternError, match=r"'\.\.\. d0 d1 -> \.\.\.' expects axis d1 of size 4"):
+        nn.LayerNorm((3, 4))(tg.randn(2, 3, 5))
+    with pytest.raises(PatternError, match=r"needs input with at least 2 axes; got shape \(6,\)"):
+        nn.Norm("group", 6, groups=2)(tg.randn(6))
+    with pytest.raises(TypeError, match="floating-point input"):
+        nn.LayerNorm(3)(tg.Tensor(np.arange(3)))
+
+
+@pytest.mark.parametrize("bad,why", [("n c", "exactly one '->'"), ("n c -> q", "keeps axis 'q'"),
+                                     ("n n -> n", "repeats an axis"), ("n (g c -> n", "unclosed"),
+                                     ("n ((g) c) -> n", "nested"), ("n c -> (n c)", "cannot be grouped")])
+def test_bad_declarations_are_clear_errors(bad, why):
+    with pytest.raises(PatternError, match=why):
+        norms.Pattern(bad, owner="mynorm")
+
+
+def test_large_offset_normalizes_as_well_as_centred_input():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((16, 8, 6, 6)).astype(np.float32)
+    for layer in (nn.BatchNorm2d(8), nn.LayerNorm(6), nn.GroupNorm(4, 8), nn.InstanceNorm2d(8)):
+        centred = layer(tg.Tensor(x)).numpy()
+        shifted = layer(tg.Tensor(x + np.float32(1e4))).numpy()
+        # x + 1e4 in float32 is rounded to steps of 1e-3, i.e. 1e-3 of a standard deviation
+        assert np.abs(shifted - centred).max() < 5e-3, layer
+
+
+def test_rmsnorm_closed_form_and_default_eps():
+    x = np.random.default_rng(9).standard_normal((3, 5)).astype(np.float32)
+    rms = nn.RMSNorm(5)
+    expected = x / np.sqrt((x ** 2).mean(1, keepdims=True) + np.finfo(np.float32).eps)
+    np.testing.assert_allclose(rms(tg.Tensor(x)).numpy(), expected, rtol=1e-6)
+    assert [n for n, _ in rms.named_parameters()] == ["weight"]
+
+
+def test_local_response_norm_matches_the_definition():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 7, 3, 3))
+    for size in (1, 2, 3, 5, 8):
+        lrn = nn.LocalResponseNorm(size, alpha=0.1, beta=0.75, k=2.0)
+        expected = np.empty_like(x)
+        for c in range(7):
+            lo, hi = max(0, c - size // 2), min(7, c + (size - 1) // 2 + 1)
+            expected[:, c] = x[:, c] / (2.0 + 0.1 / size * (x[:, lo:hi] ** 2).sum(1)) ** 0.75
+        np.testing.assert_allclose(lrn(tg.Tensor(x)).numpy(), expected, rtol=1e-12)
+    assert list(nn.LocalResponseNorm(3).parameters()) == []
+
+
+@pytest.mark.parametrize("make,shape", [(lambda: nn.Linear(5, 4), (3, 5)), (lambda: nn.Conv2d(2, 3, 3), (2, 2, 5, 5)),
+                                        (lambda: nn.Conv1d(2, 3, 3), (2, 2, 6))])
+def test_weight_norm_on_linear_and_conv(make, shape):
+    tg.manual_seed(0)
+    layer = make().double()
+    w0 = layer.weight.data.copy()
+    nn.weight_norm(layer)
+    assert {"weight_g", "weight_v"} <= {n for n, _ in layer.named_parameters()} and "weight" not in layer._parameters
+    x = tg.Tensor(np.random.default_rng(0).standard_normal(shape))
+    layer(x)
+    np.testing.assert_allclose(layer.weight.numpy(), w0)  # g = ‖v‖ at the start: the same function
+    layer.weight_g.data = layer.weight_g.data * 2
+    layer(x)
+    np.testing.assert_allclose(layer.weight.numpy(), 2 * w0)
+    names = ["bias", "weight_g", "weight_v"]
+    run, params = with_params(layer, layer)
+    gradcheck(run, x, *params)
+    assert sorted(n for n, _ in layer.named_parameters()) == names
+    with pytest.raises(TypeError, match="no parameter 'kernel'"):
+        nn.weight_norm(nn.Linear(2, 2), name="kernel")
+
+
+def test_norm_state_dict_round_trip_is_exact(tmp_path):
+    bn = nn.BatchNorm2d(3)
+    for _ in range(2):
+        bn(tg.randn(4, 3, 2, 2))
+    bn.save(tmp_path / "bn.npz")
+    other = nn.BatchNorm2d(3).load(tmp_path / "bn.npz")
+    for (k, a), (_, b) in zip(bn.state_dict().items(), other.state_dict().items()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
+    assert other.num_batches_tracked.dtype == np.int64
+
+
+def test_recurrent_layers_take_a_plugin_name():
+    lstm = nn.LSTM(3, 4, norm="layer")
+    assert type(lstm.norm_c_l0).__name__ == "LayerNorm"
+    out, (h, c) = lstm(tg.randn(5, 2, 3))
+    assert out.shape == (5, 2, 4)
+
+
+def test_normalize_op_directly():
+    """The fused op on its own: LayerNorm's view of a (6, 4) input, no parameters."""
+    x = tg.Tensor(np.random.default_rng(11).standard_normal((6, 4)), requires_grad=True)
+    gradcheck(lambda t: Normalize.apply(t, view=(6, 4), axes=(1,), param_shape=(1, 1), eps=1e-5, center=True,
+                                        stats=None, record=None), x)

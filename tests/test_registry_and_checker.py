@@ -1,0 +1,179 @@
+"""The plugin registry (entry points, failures, clashes, autoload switch), the checker, and the CLI."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_norm as tg
+from tinygrad_norm import Function, nn, norms
+from tinygrad_norm.norms import NormLayer, NormPluginError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BUILTINS = ["batch", "group", "instance", "layer", "local_response", "rms", "weight"]
+
+
+def fake_distribution(root, dist, entries, modules=None):
+    """A minimal installed distribution (dist-info with entry points) under `root`, found via sys.path."""
+    info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[tinygrad_norm.norms]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()))
+    for name, source in (modules or {}).items():
+        (root / f"{name}.py").write_text(source)
+
+
+def run_python(code, path, **env):
+    full_env = {**os.environ, "PYTHONPATH": str(path), **env}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, result.stderr
+
+
+PIXEL = ("from tinygrad_norm.norms import NormLayer\n"
+         "class PixelNorm(NormLayer):\n    pattern = 'n c ... -> n ...'\n    center = False\n")
+
+
+def test_builtins_load_through_entry_points():
+    assert set(BUILTINS) <= set(norms.available())
+    assert norms.origin("group") == "tinygrad_norm_plugins.group:GroupNorm from tinygrad-norm"
+    assert norms.get("group").name == "group"
+
+
+def test_broken_plugin_is_reported_and_the_others_load(tmp_path):
+    fake_distribution(tmp_path, "broken-norms", {"broken": "no_such_module:Norm", "pixel": "pixelnorm:PixelNorm"},
+                      {"pixelnorm": PIXEL})
+    out, err = run_python("from tinygrad_norm import norms\n"
+                          "print(sorted(norms.available()))\nprint(norms.failures()['broken'])\n"
+                          "try:\n    norms.get('broken')\nexcept LookupError as e:\n    print('ERR', e)", tmp_path)
+    assert "'pixel'" in out and "'batch'" in out
+    assert "no_such_module:Norm from broken-norms failed to import: ModuleNotFoundError" in out
+    assert "ERR norm plugin 'broken' is unavailable" in out
+    assert "RuntimeWarning" in err and "'broken'" in err
+
+
+def test_two_plugins_claiming_one_name_is_an_error_naming_both(tmp_path):
+    fake_distribution(tmp_path, "first-norms", {"pixel": "pixelnorm:PixelNorm"}, {"pixelnorm": PIXEL})
+    fake_distribution(tmp_path, "second-norms", {"pixel": "pixelnorm2:PixelNorm"}, {"pixelnorm2": PIXEL})
+    out, _ = run_python("from tinygrad_norm import norms\ntry:\n    norms.get('pixel')\nexcept LookupError as e:\n"
+                        "    print(e)\nprint('batch' in norms.available())", tmp_path)
+    assert "claimed by more than one plugin" in out
+    assert "pixelnorm:PixelNorm from first-norms" in out and "pixelnorm2:PixelNorm from second-norms" in out
+    assert out.strip().endswith("True")
+
+
+def test_environment_variable_disables_third_party_autoload(tmp_path):
+    fake_distribution(tmp_path, "extra-norms", {"pixel": "pixelnorm:PixelNorm"}, {"pixelnorm": PIXEL})
+    code = "from tinygrad_norm import norms; print(norms.available())"
+    assert "'pixel'" in run_python(code, tmp_path)[0]
+    out, _ = run_python(code, tmp_path, TINYGRAD_NORM_DISABLE_PLUGIN_AUTOLOAD="1")
+    assert "'pixel'" not in out and "'batch'" in out
+
+
+def test_unknown_name_lists_what_is_available():
+    with pytest.raises(NormPluginError, match=r"no norm plugin named 'btach'; available: batch, group"):
+        norms.get("btach")
+
+
+def test_runtime_registration_and_name_clash():
+    @norms.register(name="pixel_rt")
+    class PixelNorm(NormLayer):
+        pattern = "n c ... -> n ..."
+        center = False
+        example = ((), {}, (3, 4, 2, 2))
+
+    try:
+        layer = nn.Norm("pixel_rt")
+        y = layer(tg.Tensor(np.random.default_rng(0).standard_normal((2, 4, 3, 3))))
+        np.testing.assert_allclose((y.numpy() ** 2).mean(axis=1), 1, rtol=1e-4)
+        assert norms.check("pixel_rt").ok
+        with pytest.raises(NormPluginError, match="claimed by more than one plugin.*registered at runtime"):
+            norms.register(type("Other", (NormLayer,), {"pattern": "n c -> n"}), name="pixel_rt")
+        with pytest.raises(NormPluginError, match="claimed by more than one plugin.*tinygrad_norm_plugins.batch"):
+            norms.register(PixelNorm, name="batch")
+    finally:
+        norms.unregister("pixel_rt")
+    assert "pixel_rt" not in norms.available()
+
+
+def test_checker_passes_every_builtin():
+    for name in BUILTINS:
+        report = norms.check(name)
+        assert report.ok, str(report)
+        assert len(report.results) >= 1
+
+
+class LeakyBatch(NormLayer):
+    """Deliberately wrong: claims per-sample statistics but mixes the batch into its output."""
+    pattern = "n c ... -> n c"
+    param_axes = "c"
+    example = ((3,), {}, (4, 3, 5))
+
+    def forward(self, x):
+        return super().forward(x) + x.mean(axis=0) * 0.1
+
+
+class BadGradient(Function):
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, g):
+        return g * 3  # wrong: should be 2
+
+
+class WrongGradientNorm(nn.Module):
+    """Deliberately wrong: its own forward with a gradient that does not match it."""
+    pattern = None
+    example = ((), {}, (2, 3, 4))
+
+    def forward(self, x):
+        return BadGradient.apply(x)
+
+
+def test_checker_fails_deliberately_wrong_plugins():
+    leaky = norms.check(LeakyBatch)
+    assert not leaky.ok
+    failed = [name for name, ok, _ in leaky.results if not ok]
+    assert "independent of the other samples in the batch" in failed
+    wrong = norms.check(WrongGradientNorm)
+    assert not wrong.ok and "gradcheck failed" in str(wrong)
+    nothing = norms.check(type("NoExample", (NormLayer,), {"pattern": "n c -> n"}))
+    assert not nothing.ok and "declares no `example" in str(nothing)
+
+
+def cli(*args, **env):
+    return subprocess.run([sys.executable, "-m", "tinygrad_norm.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env})
+
+
+def test_cli_check_and_plugins():
+    result = cli("check", "group", "batch")
+    assert result.returncode == 0 and result.stdout.count(": PASS") == 2
+    listing = cli("plugins").stdout
+    for name in BUILTINS:
+        assert f"\n{name} " in listing
+    assert "n (g c) ... -> n g" in listing and "from tinygrad-norm" in listing
+
+
+def test_third_party_package_installs_and_is_found(tmp_path):
+    """The example plugin package in examples/frn_plugin, installed into a folder, is found by entry point."""
+    try:
+        import setuptools  # noqa: F401
+        isolation = ["--no-build-isolation"]
+    except ImportError:
+        isolation = []
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation, "--target", str(target),
+                    str(REPO / "examples" / "frn_plugin")], check=True, capture_output=True)
+    result = cli("plugins", PYTHONPATH=str(target))
+    assert "frn " in result.stdout and "from tinygrad-norm-frn" in result.stdout
+    check = cli("check", "frn", PYTHONPATH=str(target))
+    assert check.returncode == 0, check.stdout + check.stderr
+    out, _ = run_python("import numpy as np, tinygrad_norm as tg\nfrom tinygrad_norm import nn\n"
+                        "m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Norm('frn', 4))\n"
+                        "print(m(tg.randn(2, 1, 6, 6)).shape)", target)
+    assert out.strip() == "(2, 4, 4, 4)"
+    disabled = cli("plugins", PYTHONPATH=str(target), TINYGRAD_NORM_DISABLE_PLUGIN_AUTOLOAD="1")
+    assert "frn " not in disabled.stdout

@@ -1,0 +1,9 @@
+"""The normalization core: the pattern language, the fused normalize op, NormLayer, the registry, the checker.
+
+It knows how to normalize along declared axes and nothing of any particular normalization.
+"""
+from .layer import NormLayer
+from .normalize import Normalize
+from .pattern import Pattern, PatternError
+from .check import CheckReport, check
+from .registry import NormPluginError, available, failures, get, origin, register, unregister

@@ -1,0 +1,200 @@
+"""The conformance checker: runs on any registered plugin (`check("group")`, `tinygrad-norm check group`).
+
+Declared-pattern plugins: gradient check, zero mean / unit variance over the reduced axes, independence
+from the other samples where the pattern keeps the first (batch) axis, running statistics and eval mode, output shape and dtype.
+Plugins with their own forward: gradient check, shape and dtype, and batch independence (all plugins are
+assumed to take the batch as their first axis). Weight plugins:
+gradient check through a Linear and the norm of the recomputed weight.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..gradcheck import GradcheckError, gradcheck
+from ..tensor import Tensor
+from .layer import NormLayer
+from .registry import get
+
+
+@dataclass
+class CheckReport:
+    plugin: str
+    results: list = field(default_factory=list)  # (check, passed, detail)
+
+    @property
+    def ok(self):
+        return all(passed for _, passed, _ in self.results)
+
+    def __str__(self):
+        lines = [f"conformance of norm plugin {self.plugin!r}: {'PASS' if self.ok else 'FAIL'}"]
+        lines += [f"  [{'ok' if p else 'FAIL'}] {name}" + (f": {detail}" if detail else "") for name, p, detail in self.results]
+        return "\n".join(lines)
+
+
+def _record(report, name, fn):
+    try:
+        detail = fn()
+        report.results.append((name, True, detail or ""))
+    except (AssertionError, GradcheckError, ValueError, TypeError) as e:
+        report.results.append((name, False, f"{type(e).__name__}: {e}"))
+
+
+def _build(cls, rng, dtype=np.float64):
+    if cls.example is None:
+        raise TypeError(f"plugin {cls.name!r} declares no `example = (args, kwargs, input_shape)` to check it with")
+    args, kwargs, shape = cls.example
+    layer = cls(*args, **kwargs)
+    if hasattr(layer, "astype"):
+        layer.astype(dtype)
+        for p in layer.parameters():  # non-trivial γ, β so the check covers them
+            p.data = (1 + 0.5 * rng.standard_normal(p.shape)).astype(dtype)
+    return layer, rng.standard_normal(shape).astype(dtype)
+
+
+def _check_gradient(layer, x):
+    params = [p for p in layer.parameters()]
+    stores = [(m, n) for m in layer.modules() for n, p in m._parameters.items() if p is not None]
+
+    def run(x, *ps):
+        saved = [m._parameters[n] for m, n in stores]
+        for (m, n), p in zip(stores, ps):
+            m._parameters[n] = p
+        try:
+            return layer(x)
+        finally:
+            for (m, n), p in zip(stores, saved):
+                m._parameters[n] = p
+    gradcheck(run, Tensor(x), *[Tensor(p.data) for p in params])
+    return f"float64 central differences on input {x.shape} and {len(params)} parameter(s)"
+
+
+def _check_shape_dtype(layer, x):
+    for dtype in (np.float32, np.float64):
+        with no_grad():
+            y = layer.astype(dtype)(Tensor(x.astype(dtype))) if hasattr(layer, "astype") else layer(Tensor(x.astype(dtype)))
+        assert y.shape == x.shape, f"output shape {y.shape} differs from input shape {x.shape}"
+        assert y.dtype == dtype, f"{dtype.__name__} input gave {y.dtype} output"
+    layer.astype(np.float64)
+
+
+def _check_statistics(layer, x):
+    binding = layer.pattern.bind(x.shape, layer.sizes)
+    with no_grad():
+        if layer.weight is not None:
+            layer.weight.data[...] = 1
+        if layer.bias is not None:
+            layer.bias.data[...] = 0
+        # what the pattern promises is the declared normalization; a plugin that adds to it (a threshold, say)
+        # is checked on that part
+        own_forward = type(layer).forward is not NormLayer.forward
+        y = NormLayer.forward(layer, Tensor(x)).numpy().reshape(binding.expanded_shape)
+    axes = binding.reduce_axes
+    if layer.center:
+        mean = np.abs(y.mean(axis=axes)).max()
+        assert mean < 1e-6, f"mean over the reduced axes {binding.names} is {mean:.3g}, not 0"
+    second = (y ** 2).mean(axis=axes) if not layer.center else y.var(axis=axes)
+    err = np.abs(second - 1).max()
+    assert err < 1e-3, f"{'mean square' if not layer.center else 'variance'} over the reduced axes is off 1 by {err:.3g}"
+    return (f"{binding.count} values per statistic over axes {[n for n, r in zip(binding.names, binding.reduced) if r]}"
+            + (" (the declared normalization; forward adds to it)" if own_forward else ""))
+
+
+def _check_batch_independence(layer, x):
+    with no_grad():
+        y = layer(Tensor(x)).numpy()
+        x2 = x.copy()
+        x2[1:] = x2[1:] * 3 + 7
+        y2 = layer(Tensor(x2)).numpy()
+    diff = np.abs(y[0] - y2[0]).max()
+    assert diff < 1e-10, f"sample 0's output changed by {diff:.3g} when the other samples changed"
+
+
+def _check_running_stats(layer, x):
+    binding = layer.pattern.bind(x.shape, layer.sizes)
+    kept = [i for i, (n, r) in enumerate(zip(binding.names, binding.reduced)) if not r and n != "n"]
+    layer.momentum = 1.0
+    layer.train()
+    with no_grad():
+        layer(Tensor(x))
+    xe = x.reshape(binding.expanded_shape)
+    pooled = tuple(i for i in range(xe.ndim) if i not in kept)
+    n = binding.count
+    mean = xe.mean(axis=pooled) if layer.center else None
+    var = (xe.var(axis=binding.reduce_axes, keepdims=True) * n / (n - 1)).mean(axis=pooled) if layer.center \
+        else ((xe ** 2).mean(axis=binding.reduce_axes, keepdims=True) * n / (n - 1)).mean(axis=pooled)
+    if mean is not None:
+        np.testing.assert_allclose(layer.running_mean.numpy().reshape(-1), mean.reshape(-1), rtol=1e-6, atol=1e-8,
+                                   err_msg="running_mean is not the batch mean after one step with momentum 1")
+    np.testing.assert_allclose(layer.running_var.numpy().reshape(-1), var.reshape(-1), rtol=1e-6,
+                               err_msg="running_var is not the unbiased batch variance after one step with momentum 1")
+    layer.eval()
+    with no_grad():
+        y = layer(Tensor(x)).numpy().reshape(binding.expanded_shape)
+    shape = [binding.expanded_shape[i] if i in kept else 1 for i in range(xe.ndim)]
+    rm = 0 if mean is None else layer.running_mean.numpy().reshape(shape)
+    xhat = (xe - rm) / np.sqrt(layer.running_var.numpy().reshape(shape) + layer.eps)
+    w = 1 if layer.weight is None else layer.weight.numpy()
+    b = 0 if layer.bias is None else layer.bias.numpy()
+    expected = (xhat.reshape(x.shape) * _param_view(layer, binding, w) + _param_view(layer, binding, b))
+    np.testing.assert_allclose(y.reshape(x.shape), expected, rtol=1e-6, atol=1e-8, err_msg="eval mode does not use the running statistics")
+    layer.train()
+
+
+def _param_view(layer, binding, p):
+    if np.ndim(p) == 0:
+        return p
+    shape = [1] * len(binding.input_shape)
+    dims = [i for i, n in enumerate(_input_tokens(layer, binding)) if n]
+    for d, size in zip(dims, p.shape):
+        shape[d] = size
+    return p.reshape(shape)
+
+
+def _input_tokens(layer, binding):
+    """For each input axis, whether it carries parameters."""
+    out = []
+    for item in layer.pattern.inputs:
+        if item == "...":
+            out += [False] * (len(binding.input_shape) - (len(layer.pattern.inputs) - 1))
+        else:
+            out.append(any(n in layer.param_names for n in (item if isinstance(item, tuple) else (item,))))
+    return out
+
+
+def _check_weight_plugin(cls, rng):
+    from ..nn import Linear
+    layer = cls.apply(Linear(5, 4).double(), "weight", 0)
+    g = getattr(layer, "weight_g")
+    g.data = 1 + rng.random(g.shape)
+    x = rng.standard_normal((3, 5))
+    w = layer.weight_v.data
+    expected = w * g.data / np.sqrt((w ** 2).sum(axis=1, keepdims=True))
+    layer(Tensor(x))
+    np.testing.assert_allclose(layer.weight.numpy(), expected, rtol=1e-12, err_msg="weight is not g·v/‖v‖")
+    return _check_gradient(layer, x)
+
+
+def check(plugin, seed=0):
+    """Run the conformance checks on a plugin (its name or class); returns a CheckReport (`.ok`, printable)."""
+    cls = get(plugin) if isinstance(plugin, str) else plugin
+    report = CheckReport(getattr(cls, "name", None) or cls.__name__)
+    rng = np.random.default_rng(seed)
+    if getattr(cls, "kind", "activation") == "weight":
+        _record(report, "weight = g·v/‖v‖ and gradient check", lambda: _check_weight_plugin(cls, rng))
+        return report
+    try:
+        layer, x = _build(cls, rng)
+    except Exception as e:
+        report.results.append(("construct the example", False, f"{type(e).__name__}: {e}"))
+        return report
+    _record(report, "gradient check", lambda: _check_gradient(layer, x))
+    _record(report, "output shape and dtype", lambda: _check_shape_dtype(layer, x))
+    declared = getattr(cls, "pattern", None) is not None
+    if declared:
+        _record(report, "zero mean, unit variance over the reduced axes", lambda: _check_statistics(layer, x))
+    if not declared or not layer.pattern.bind(x.shape, layer.sizes).reduced[0]:  # the batch axis keeps its own statistics
+        _record(report, "independent of the other samples in the batch", lambda: _check_batch_independence(layer, x))
+    if declared and layer.track_running_stats:
+        _record(report, "running statistics and eval mode", lambda: _check_running_stats(layer, x))
+    return report

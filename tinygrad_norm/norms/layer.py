@@ -1,0 +1,129 @@
+"""NormLayer: a Module built from a plugin's declaration, with PyTorch's semantics.
+
+A plugin subclasses NormLayer and declares, rather than computes, what it normalizes:
+
+    class GroupNorm(NormLayer):
+        pattern = "n (g c) ... -> n g"      # statistics per sample and group
+        param_axes = "(g c)"                 # γ, β per channel; num_features is the size of (g c)
+
+        def __init__(self, num_channels, groups=32, eps=1e-5, affine=True):
+            super().__init__(num_channels, eps=eps, affine=affine, g=groups)
+
+The layer turns that into parameters, running-statistics buffers, shape checks and a call of the fused
+`Normalize` op. Running statistics (when kept) average the batch statistics over the batch axis `n`.
+"""
+import numpy as np
+
+from ..autograd import no_grad
+from ..nn.module import Module, Parameter
+from ..tensor import Tensor
+from .normalize import Normalize, canonical_view
+from .pattern import Pattern, PatternError
+
+
+class NormLayer(Module):
+    name = None             # the registry name, set when the plugin is registered
+    pattern = None          # statistics pattern; None for a plugin that writes its own forward
+    param_axes = None       # input axes that carry γ and β; num_features gives their sizes
+    center = True           # subtract the mean (False: divide by the root mean square only)
+    shift = True            # learn β besides γ
+    affine_default = True
+    running_stats = False   # default of track_running_stats
+    example = None          # (args, kwargs, input shape): what the conformance checker builds and feeds
+    input_ndims = None      # ranks accepted, when an alias (BatchNorm2d: (4,)) narrows the pattern's
+
+    def __init__(self, num_features=None, *, eps=1e-5, momentum=0.1, affine=None, track_running_stats=None,
+                 pattern=None, param_axes=None, shift=None, **axis_sizes):
+        super().__init__()
+        self.label = type(self).__name__
+        self.pattern = Pattern(pattern or type(self).pattern, owner=f"{self.label} (plugin {self.name!r})")
+        self.param_axes = param_axes or type(self).param_axes
+        self.eps, self.momentum = eps, momentum
+        self.affine = (self.affine_default if affine is None else affine) and bool(self.param_axes)
+        self.track_running_stats = self.running_stats if track_running_stats is None else track_running_stats
+        self.shift = type(self).shift if shift is None else shift
+        self.sizes, self.param_names, self.num_features = dict(axis_sizes), set(), num_features
+        self.axis_options = dict(axis_sizes)
+        tokens = self.pattern.token(self.param_axes) if self.param_axes else []
+        features = (num_features,) if isinstance(num_features, int) else tuple(num_features or ())
+        if len(features) != len(tokens):
+            raise PatternError(f"{self.pattern.owner}: num_features {num_features!r} must give one size for each "
+                               f"parameter axis {self.param_axes!r} of pattern {self.pattern.text!r}")
+        for token, size in zip(tokens, features):
+            self.sizes.update(self.pattern.fit_sizes(token, size, self.sizes))
+            self.param_names.update(token if isinstance(token, tuple) else (token,))
+        if self.affine:
+            self.weight = Parameter(np.ones(features, np.float32))
+            self.register_parameter("bias", Parameter(np.zeros(features, np.float32)) if self.shift else None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if self.track_running_stats:
+            kept = [n for n in self.pattern.kept if n not in ("n", "...")]
+            unknown = [n for n in kept if n not in self.sizes]
+            if unknown or "..." in self.pattern.kept:
+                raise PatternError(f"{self.pattern.owner}: running statistics need the sizes of the kept axes "
+                                   f"{self.pattern.kept}; unknown: {unknown or ['...']}")
+            shape = tuple(self.sizes[n] for n in kept)
+            self.register_buffer("running_mean", Tensor(np.zeros(shape, np.float32)))
+            self.register_buffer("running_var", Tensor(np.ones(shape, np.float32)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        else:
+            for buf in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(buf, None)
+        self._plans = {}
+
+    # ---- planning: the pattern fitted to one input shape, cached ----------------------------------------
+    def plan(self, shape):
+        if shape not in self._plans:
+            binding = self.pattern.bind(shape, self.sizes)
+            view, axes, param_shape, batch_axes = canonical_view(binding, self.param_names)
+            self._plans[shape] = (binding, view, axes, param_shape, batch_axes)
+        return self._plans[shape]
+
+    def forward(self, x):
+        if x.dtype.kind != "f":
+            raise TypeError(f"{self.label}: expects a floating-point input; got {x.dtype}")
+        if self.input_ndims and x.ndim not in self.input_ndims:
+            raise ValueError(f"{self.label}: expects {' or '.join(map(str, self.input_ndims))}-D input; got shape {x.shape}")
+        binding, view, axes, param_shape, batch_axes = self.plan(x.shape)
+        use_batch_stats = self.training or not self.track_running_stats
+        if use_batch_stats and self.training and binding.count == 1:
+            raise ValueError(
+                f"{self.label}: training needs more than one value per statistic, but input shape {x.shape} gives "
+                f"exactly one (pattern {self.pattern.text!r} pools axes {self.pattern.reduced_names()}); use eval() "
+                f"mode with running statistics, a larger batch, or a norm that does not pool over the batch, "
+                f"such as GroupNorm")
+        record = {} if use_batch_stats and self.training and self.track_running_stats else None
+        stats = None if use_batch_stats else self._running_stats(view, axes, batch_axes, x.dtype)
+        params = [p for p in (self.weight, self.bias) if p is not None]
+        eps = np.finfo(x.dtype).eps if self.eps is None else self.eps
+        out = Normalize.apply(x, *params, view=view, axes=axes, param_shape=param_shape, eps=eps,
+                              center=self.center, stats=stats, record=record)
+        if record:
+            self._update_running_stats(record, view, axes, batch_axes, binding.count)
+        return out
+
+    def _running_stats(self, view, axes, batch_axes, dtype):
+        shape = tuple(1 if (i in axes or i in batch_axes) else n for i, n in enumerate(view))
+        var = self.running_var.data.reshape(shape).astype(dtype, copy=False)
+        return (self.running_mean.data.reshape(shape).astype(dtype, copy=False) if self.center else None), var
+
+    def _update_running_stats(self, record, view, axes, batch_axes, count):
+        with no_grad():
+            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            m = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+            unbiased = count / (count - 1)
+            for buf, stat, scale in ((self.running_mean, record["mean"], 1.0), (self.running_var, record["var"], unbiased)):
+                if stat is None:
+                    continue
+                batch = stat.mean(axis=batch_axes) if batch_axes else stat
+                buf.data = ((1 - m) * buf.data + (m * scale) * batch.reshape(buf.shape)).astype(buf.dtype)
+
+    def extra_repr(self):
+        parts = [repr(self.num_features)] if self.num_features is not None else []
+        parts += [f"{k}={v}" for k, v in self.axis_options.items()]
+        parts += [f"eps={self.eps}", f"affine={self.affine}"]
+        if self.track_running_stats or self.running_stats:
+            parts += [f"momentum={self.momentum}", f"track_running_stats={self.track_running_stats}"]
+        return ", ".join(parts) + f", pattern={self.pattern.text!r}"

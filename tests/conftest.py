@@ -5,3 +5,14 @@ import pytest
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=["numba", "numpy"])
+def kernels(request, monkeypatch):
+    """Run a test once on the fused numba kernels and once on the NumPy path they are checked against."""
+    from tinygrad_norm.norms import cpu_kernels
+    if request.param == "numba" and not cpu_kernels.available():
+        pytest.skip("numba is not installed (pip install 'tinygrad-norm[fast]')")
+    if request.param == "numpy":
+        monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+    return request.param

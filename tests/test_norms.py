@@ -6,6 +6,12 @@ import tinygrad_norm as tg
 from tinygrad_norm import gradcheck, nn, norms
 from tinygrad_norm.norms import Normalize, PatternError
 
+
+@pytest.fixture(autouse=True)
+def _both_kernel_paths(kernels):
+    return kernels
+
+
 SHAPES = {1: (4, 6, 5), 2: (4, 6, 5, 3), 3: (3, 6, 2, 3, 2)}  # (N, C, L), (N, C, H, W), (N, C, D, H, W)
 
 
@@ -218,9 +224,10 @@ def test_bad_declarations_are_clear_errors(bad, why):
 def test_large_offset_normalizes_as_well_as_centred_input():
     rng = np.random.default_rng(8)
     x = rng.standard_normal((16, 8, 6, 6)).astype(np.float32)
-    for layer in (nn.BatchNorm2d(8), nn.LayerNorm(6), nn.GroupNorm(4, 8), nn.InstanceNorm2d(8)):
+    for layer, x in [(nn.BatchNorm2d(8), x), (nn.LayerNorm(6), x), (nn.GroupNorm(4, 8), x), (nn.InstanceNorm2d(8), x),
+                     (nn.BatchNorm1d(8), x[:, :, 0, 0]), (nn.RMSNorm(6), x - x.mean(-1, keepdims=True))]:
         centred = layer(tg.Tensor(x)).numpy()
-        shifted = layer(tg.Tensor(x + np.float32(1e4))).numpy()
+        shifted = layer(tg.Tensor(x + np.float32(1e4))).numpy() if layer.center else centred
         # x + 1e4 in float32 is rounded to steps of 1e-3, i.e. 1e-3 of a standard deviation
         assert np.abs(shifted - centred).max() < 5e-3, layer
 
@@ -291,3 +298,13 @@ def test_normalize_op_directly():
     x = tg.Tensor(np.random.default_rng(11).standard_normal((6, 4)), requires_grad=True)
     gradcheck(lambda t: Normalize.apply(t, view=(6, 4), axes=(1,), param_shape=(1, 1), eps=1e-5, center=True,
                                         stats=None, record=None), x)
+
+
+@pytest.mark.parametrize("make,shape,kind", [
+    (lambda: nn.BatchNorm2d(8), (4, 8, 3, 3), "columns"), (lambda: nn.BatchNorm1d(8), (16, 8), "columns"),
+    (lambda: nn.LayerNorm(5), (3, 4, 5), "rows"), (lambda: nn.GroupNorm(2, 8), (3, 8, 4), "rows"),
+    (lambda: nn.InstanceNorm2d(8, affine=True), (3, 8, 2, 2), "rows"), (lambda: nn.RMSNorm((4, 5)), (3, 4, 5), "rows")])
+def test_builtins_take_the_fused_kernels_when_numba_is_there(make, shape, kind, kernels):
+    layer = make()
+    fast = layer.plan(shape)[-1]
+    assert (fast is None) if kernels == "numpy" else (fast[0] == kind)

@@ -8,6 +8,12 @@ from tinygrad_norm import nn
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
 
+
+@pytest.fixture(autouse=True)
+def _both_kernel_paths(kernels):
+    return kernels
+
+
 CASES = [
     ("BatchNorm1d", (6,), {}, (8, 6)),
     ("BatchNorm1d", (6,), {"momentum": None}, (8, 6, 5)),

@@ -110,10 +110,11 @@ class Tensor:
         return self
 
     def _accumulate(self, g):
+        """grad += g, in place after the first (which is copied, so no graph array is ever aliased)."""
         if self.grad is None:
             self.grad = Tensor._from_array(g.astype(self.dtype, copy=True))
         else:
-            self.grad = Tensor._from_array(self.grad.data + g)
+            self.grad.data += g
 
     def zero_grad(self):
         self.grad = None

@@ -17,6 +17,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..nn.module import Module, Parameter
 from ..tensor import Tensor
+from . import cpu_kernels
 from .normalize import Normalize, canonical_view
 from .pattern import Pattern, PatternError
 
@@ -78,7 +79,8 @@ class NormLayer(Module):
         if shape not in self._plans:
             binding = self.pattern.bind(shape, self.sizes)
             view, axes, param_shape, batch_axes = canonical_view(binding, self.param_names)
-            self._plans[shape] = (binding, view, axes, param_shape, batch_axes)
+            fast = cpu_kernels.layout(view, axes, param_shape) if cpu_kernels.available() else None
+            self._plans[shape] = (binding, view, axes, param_shape, batch_axes, fast)
         return self._plans[shape]
 
     def forward(self, x):
@@ -86,7 +88,7 @@ class NormLayer(Module):
             raise TypeError(f"{self.label}: expects a floating-point input; got {x.dtype}")
         if self.input_ndims and x.ndim not in self.input_ndims:
             raise ValueError(f"{self.label}: expects {' or '.join(map(str, self.input_ndims))}-D input; got shape {x.shape}")
-        binding, view, axes, param_shape, batch_axes = self.plan(x.shape)
+        binding, view, axes, param_shape, batch_axes, fast = self.plan(x.shape)
         use_batch_stats = self.training or not self.track_running_stats
         if use_batch_stats and self.training and binding.count == 1:
             raise ValueError(
@@ -99,7 +101,7 @@ class NormLayer(Module):
         params = [p for p in (self.weight, self.bias) if p is not None]
         eps = np.finfo(x.dtype).eps if self.eps is None else self.eps
         out = Normalize.apply(x, *params, view=view, axes=axes, param_shape=param_shape, eps=eps,
-                              center=self.center, stats=stats, record=record)
+                              center=self.center, stats=stats, record=record, fast=fast)
         if record:
             self._update_running_stats(record, view, axes, batch_axes, binding.count)
         return out

@@ -15,6 +15,9 @@ Backward is closed form, the same for every pattern: with g = dy·γ,
 """
 import math
 
+import numpy as np
+
+from . import cpu_kernels, gpu_kernels
 from ..autograd import Function
 from ..backend import get_array_module
 
@@ -48,47 +51,82 @@ def moments(xv, axes, center):
 
 
 class Normalize(Function):
-    """Inputs: x, then γ, then β (β only with γ). Attributes: view, axes, param_shape, eps, center, and either
-    stats=(mean, var) fixed (eval) or stats=None (batch statistics, reported into the dict `record`)."""
+    """Inputs: x, then γ, then β (β only with γ). Attributes: view, axes, param_shape, eps, center, fast (a
+    cpu_kernels layout or None), and either stats=(mean, var) fixed (eval) or stats=None (batch statistics,
+    reported into the dict `record` when it is given)."""
+    fast = stats = record = None
 
     def forward(self, x, weight=None, bias=None):
+        self.weight, self.bias_shape = weight, None if bias is None else bias.shape
+        if self.stats is None and self.fast is not None and isinstance(x, np.ndarray):
+            out, mean, var = cpu_kernels.forward(self.fast, x, weight, bias, self.view, self.param_shape, self.eps, self.center)
+            self.saved = (x, mean, var)
+            self._report(mean if self.center else None, var)
+            return out
         xp = get_array_module(x)
         xv = x.reshape(self.view)
         if self.stats is None:
             mean, var = moments(xv, self.axes, self.center)
-            if self.record is not None:
-                self.record.update(mean=mean, var=var)
+            self._report(mean, var)
         else:
             mean, var = self.stats
         self.invstd = 1 / xp.sqrt(var + xv.dtype.type(self.eps))
-        xhat = xv - mean if mean is not None else xv.copy()
-        xhat *= self.invstd
-        self.xhat, self.weight, self.bias_shape = xhat, weight, None if bias is None else bias.shape
-        if weight is None:
-            out = xhat
-        else:
-            out = xhat * weight.reshape(self.param_shape)
-            if bias is not None:
-                out += bias.reshape(self.param_shape)
+        w = None if weight is None else weight.reshape(self.param_shape)
+        b = None if bias is None else bias.reshape(self.param_shape)
+        self.xhat, out = gpu_kernels.normalize(xv, mean, self.invstd, w, b) if xp is not np \
+            else _normalize(xv, mean, self.invstd, w, b)
         return out.reshape(x.shape)
 
+    def _report(self, mean, var):
+        if self.record is not None:
+            shape = tuple(1 if i in self.axes else n for i, n in enumerate(self.view))
+            self.record.update(mean=None if mean is None else mean.reshape(shape), var=var.reshape(shape))
+
     def backward(self, gy):
-        g, xhat, weight = gy.reshape(self.view), self.xhat, self.weight
+        weight, gw, gb = self.weight, None, None
+        if hasattr(self, "saved"):
+            dx, dw, db = cpu_kernels.backward(self.fast, self.saved[0], gy, weight, *self.saved[1:], self.view,
+                                              self.param_shape, self.eps, self.center)
+            if weight is not None and self.needs_grad[1]:
+                gw = cpu_kernels.param_grad(dw, self.fast, self.view, self.param_shape, weight)
+            if self.bias_shape is not None and self.needs_grad[2]:
+                gb = cpu_kernels.param_grad(db, self.fast, self.view, self.param_shape, weight)
+            return (dx, gw, gb)[:len(self.needs_grad)]
+        g, xhat = gy.reshape(self.view), self.xhat
         not_param = tuple(i for i, n in enumerate(self.param_shape) if n == 1)
-        gw = gb = dx = None
         if weight is not None and self.needs_grad[1]:
             gw = (g * xhat).sum(axis=not_param).reshape(weight.shape)
         if self.bias_shape is not None and self.needs_grad[2]:
             gb = g.sum(axis=not_param).reshape(self.bias_shape)
+        dx = None
         if self.needs_grad[0]:
             if weight is not None:
                 g = g * weight.reshape(self.param_shape)
             if self.stats is None:
+                gmean = g.mean(axis=self.axes, keepdims=True) if self.center else 0
                 proj = (g * xhat).mean(axis=self.axes, keepdims=True)
-                dx = g - g.mean(axis=self.axes, keepdims=True) if self.center else g.copy()
-                dx -= xhat * proj
-                dx *= self.invstd
+                dx = gpu_kernels.input_grad(g, gmean, xhat, proj, self.invstd) if not isinstance(g, np.ndarray) \
+                    else _input_grad(g, gmean, xhat, proj, self.invstd)
             else:
                 dx = g * self.invstd
             dx = dx.reshape(gy.shape)
         return (dx, gw, gb)[:len(self.needs_grad)]
+
+
+def _normalize(xv, mean, invstd, w, b):
+    """NumPy: (x̂, y) with x̂ = (x - μ)·r and y = x̂·γ + β, in as few temporaries as NumPy allows."""
+    xhat = xv - mean if mean is not None else xv.copy()
+    xhat *= invstd
+    if w is None:
+        return xhat, xhat
+    out = xhat * w
+    if b is not None:
+        out += b
+    return xhat, out
+
+
+def _input_grad(g, gmean, xhat, proj, invstd):
+    dx = g - gmean
+    dx -= xhat * proj
+    dx *= invstd
+    return dx

@@ -1,0 +1,325 @@
+"""Fused CPU kernels for the normalize op, compiled by numba when it is installed (the `fast` extra).
+
+NumPy's ufuncs run on one core and make a temporary per step; these make one parallel pass per statistic
+and save only the mean and variance (x̂ is recomputed in backward). Every canonical view whose kept axes
+form one block maps onto one of two layouts (see `layout`):
+
+    "rows"     statistics per (b, k), pooled over the trailing axes    LayerNorm, RMSNorm, InstanceNorm, GroupNorm
+    "columns"  statistics per k, pooled over leading and trailing axes BatchNorm (a variant for (N, C) input)
+
+Anything else, and the eval path with fixed statistics, stays on NumPy. Set TINYGRAD_NORM_NUMBA=0 to
+switch these off; the NumPy path is the reference they are tested against.
+"""
+import math
+import os
+
+import numpy as np
+
+try:
+    if os.environ.get("TINYGRAD_NORM_NUMBA", "1") == "0":
+        raise ImportError("switched off by TINYGRAD_NORM_NUMBA=0")
+    import numba
+    from numba import njit, prange
+except ImportError:
+    numba = None
+
+FAST_MATH = {"reassoc", "contract"}  # lets reductions vectorise; keeps NaN and inf semantics
+
+
+def available():
+    return numba is not None
+
+
+def layout(view, axes, param_shape):
+    """How a canonical view maps onto a kernel, or None:
+
+    ("rows", (B, K, Ip, Ir), (lo, hi))   statistics per (b, k) over (Ip, Ir); γ varies along (K, Ip)
+    ("columns", (B, K, I), (lo, hi))     statistics per k over (B, I); γ varies along K
+    view[lo:hi] is the part γ and β span.
+    """
+    reduced = [i in axes for i in range(len(view))]
+    params = [n != 1 for n in param_shape]
+    kept = [i for i, r in enumerate(reduced) if not r]
+    if not kept or not axes or kept != list(range(kept[0], kept[-1] + 1)):
+        return None
+    lo, hi = kept[0], kept[-1] + 1
+    if lo == 0:  # rows: kept axes lead; those without parameters become B, those with them K
+        first = next((i for i in kept if params[i]), hi)
+        last = next((i for i in range(hi, len(view)) if not params[i]), len(view))  # params on a prefix of the pool
+        if any(not params[i] for i in range(first, hi)) or any(params[i] for i in range(last, len(view))):
+            return None
+        sizes = tuple(math.prod(view[a:b]) for a, b in ((0, first), (first, hi), (hi, last), (last, len(view))))
+        return "rows", sizes, (first, last)
+    if any(params[i] for i in range(len(view)) if reduced[i]):
+        return None  # columns: parameters only along the kept block
+    return "columns", (math.prod(view[:lo]), math.prod(view[lo:hi]), math.prod(view[hi:])), (lo, hi)
+
+
+if numba is not None:
+    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
+    def _rows_forward(x, w, b, eps, center, out, mean, var):
+        nb, nk, nj, ni = x.shape
+        n = nj * ni
+        for r in prange(nb * nk):
+            p, k = r // nk, r % nk
+            m = 0.0
+            if center:
+                for j in range(nj):
+                    for i in range(ni):
+                        m += x[p, k, j, i]
+                m /= n
+            v = 0.0
+            for j in range(nj):
+                for i in range(ni):
+                    d = x[p, k, j, i] - m
+                    v += d * d
+            v /= n
+            inv = 1.0 / math.sqrt(v + eps)
+            mean[p, k], var[p, k] = m, v
+            for j in range(nj):
+                a = inv * w[k, j]
+                c = b[k, j] - m * a
+                for i in range(ni):
+                    out[p, k, j, i] = x[p, k, j, i] * a + c
+
+    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
+    def _rows_backward(x, dy, w, mean, var, eps, center, dx, dw, db):
+        """dw, db: (chunks, K, Ip) float64 partial sums, one slab per parallel chunk (no races)."""
+        nb, nk, nj, ni = x.shape
+        n, rows, chunks = nj * ni, nb * nk, dw.shape[0]
+        for c in prange(chunks):
+            for r in range(c * rows // chunks, (c + 1) * rows // chunks):
+                p, k = r // nk, r % nk
+                m, inv = mean[p, k], 1.0 / math.sqrt(var[p, k] + eps)
+                sg, sgx = 0.0, 0.0
+                for j in range(nj):
+                    sdy, sdyx = 0.0, 0.0
+                    for i in range(ni):
+                        g = dy[p, k, j, i]
+                        sdy += g
+                        sdyx += g * (x[p, k, j, i] - m)
+                    sdyx *= inv
+                    dw[c, k, j] += sdyx
+                    db[c, k, j] += sdy
+                    sg += w[k, j] * sdy
+                    sgx += w[k, j] * sdyx
+                # dx = r·(γ·dy - mean(g) - x̂·mean(g·x̂)) = A·dy + B·x + C per block j
+                mg = sg / n if center else 0.0
+                mgx = sgx / n
+                bx = -inv * inv * mgx
+                c0 = -inv * mg - m * bx
+                for j in range(nj):
+                    a = inv * w[k, j]
+                    for i in range(ni):
+                        dx[p, k, j, i] = a * dy[p, k, j, i] + bx * x[p, k, j, i] + c0
+
+    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
+    def _elementwise_forward(x, w, b, eps, center, out, mean, var):
+        """Rows whose γ varies along every pooled element (LayerNorm): x (B, K, I), w (K, I)."""
+        nb, nk, ni = x.shape
+        for r in prange(nb * nk):
+            p, k = r // nk, r % nk
+            row, o, wk, bk = x[p, k], out[p, k], w[k], b[k]
+            m = 0.0
+            if center:
+                for i in range(ni):
+                    m += row[i]
+                m /= ni
+            v = 0.0
+            for i in range(ni):
+                d = row[i] - m
+                v += d * d
+            v /= ni
+            inv = 1.0 / math.sqrt(v + eps)
+            mean[p, k], var[p, k] = m, v
+            for i in range(ni):
+                o[i] = (row[i] - m) * inv * wk[i] + bk[i]
+
+    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
+    def _elementwise_backward(x, dy, w, mean, var, eps, center, dx, dw, db):
+        """dw, db: (chunks, K, I) partial sums, one slab per parallel chunk."""
+        nb, nk, ni = x.shape
+        rows, chunks = nb * nk, dw.shape[0]
+        for c in prange(chunks):
+            for r in range(c * rows // chunks, (c + 1) * rows // chunks):
+                p, k = r // nk, r % nk
+                row, grow, drow, wk, dwk, dbk = x[p, k], dy[p, k], dx[p, k], w[k], dw[c, k], db[c, k]
+                m, inv = mean[p, k], 1.0 / math.sqrt(var[p, k] + eps)
+                sg, sgx = 0.0, 0.0
+                for i in range(ni):
+                    xh = (row[i] - m) * inv
+                    g = grow[i]
+                    dwk[i] += g * xh
+                    dbk[i] += g
+                    sg += g * wk[i]
+                    sgx += g * wk[i] * xh
+                mg = sg / ni if center else 0.0
+                mgx = sgx / ni
+                for i in range(ni):
+                    drow[i] = (grow[i] * wk[i] - mg - (row[i] - m) * inv * mgx) * inv
+
+    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
+    def _columns_forward(x, w, b, eps, center, out, mean, var):
+        nb, nk, ni = x.shape
+        n = nb * ni
+        for k in prange(nk):
+            m = 0.0
+            if center:
+                for p in range(nb):
+                    for i in range(ni):
+                        m += x[p, k, i]
+                m /= n
+            v = 0.0
+            for p in range(nb):
+                for i in range(ni):
+                    d = x[p, k, i] - m
+                    v += d * d
+            v /= n
+            inv = 1.0 / math.sqrt(v + eps)
+            mean[k], var[k] = m, v
+            a = inv * w[k]
+            c = b[k] - m * a
+            for p in range(nb):
+                for i in range(ni):
+                    out[p, k, i] = x[p, k, i] * a + c
+
+    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
+    def _columns_backward(x, dy, w, mean, var, eps, center, dx, dw, db):
+        nb, nk, ni = x.shape
+        n = nb * ni
+        for k in prange(nk):
+            m, inv = mean[k], 1.0 / math.sqrt(var[k] + eps)
+            sg, sgx = 0.0, 0.0
+            for p in range(nb):
+                for i in range(ni):
+                    g = dy[p, k, i]
+                    sg += g
+                    sgx += g * (x[p, k, i] - m)
+            sgx *= inv
+            dw[k], db[k] = sgx, sg
+            # dx = γ·r·(dy - mean(dy) - x̂·mean(dy·x̂)); γ is constant over the pooled set here
+            mg = sg / n if center else 0.0
+            a = w[k] * inv
+            bx = -a * inv * sgx / n
+            c0 = -a * mg - m * bx
+            for p in range(nb):
+                for i in range(ni):
+                    dx[p, k, i] = a * dy[p, k, i] + bx * x[p, k, i] + c0
+
+    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
+    def _wide_forward(x, w, b, eps, center, out, mean, var, blocks):
+        """Columns with I = 1 (BatchNorm on (N, C)): blocks of k, rows read as contiguous slices. One pass for
+        the statistics, shifted by the first row so the variance does not cancel on a large offset."""
+        nb, nk = x.shape
+        for blk in prange(blocks):
+            k0, k1 = blk * nk // blocks, (blk + 1) * nk // blocks
+            n = k1 - k0
+            shift, s1, s2 = np.zeros(n), np.zeros(n), np.zeros(n)
+            if center:
+                for k in range(n):
+                    shift[k] = x[0, k0 + k]
+            for p in range(nb):
+                row = x[p, k0:k1]
+                for k in range(n):
+                    d = row[k] - shift[k]
+                    s1[k] += d
+                    s2[k] += d * d
+            a, c = np.empty(n, x.dtype), np.empty(n, x.dtype)
+            for k in range(n):
+                m1 = s1[k] / nb if center else 0.0
+                v = s2[k] / nb - m1 * m1
+                mean[k0 + k], var[k0 + k] = shift[k] + m1, v
+                a[k] = w[k0 + k] / math.sqrt(v + eps)
+                c[k] = b[k0 + k] - (shift[k] + m1) * a[k]
+            for p in range(nb):
+                row, o = x[p, k0:k1], out[p, k0:k1]
+                for k in range(n):
+                    o[k] = row[k] * a[k] + c[k]
+
+    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
+    def _wide_backward(x, dy, w, mean, var, eps, center, dx, dw, db, blocks):
+        nb, nk = x.shape
+        for blk in prange(blocks):
+            k0, k1 = blk * nk // blocks, (blk + 1) * nk // blocks
+            n = k1 - k0
+            m = np.empty(n)
+            for k in range(n):
+                m[k] = mean[k0 + k]
+            sg, sgx = np.zeros(n), np.zeros(n)
+            for p in range(nb):
+                row, grow = x[p, k0:k1], dy[p, k0:k1]
+                for k in range(n):
+                    sg[k] += grow[k]
+                    sgx[k] += grow[k] * (row[k] - m[k])
+            a, bx, c0 = np.empty(n, x.dtype), np.empty(n, x.dtype), np.empty(n, x.dtype)
+            for k in range(n):
+                inv = 1.0 / math.sqrt(var[k0 + k] + eps)
+                dw[k0 + k], db[k0 + k] = sgx[k] * inv, sg[k]
+                a[k] = w[k0 + k] * inv
+                bx[k] = -a[k] * inv * inv * sgx[k] / nb
+                c0[k] = -a[k] * (sg[k] / nb if center else 0.0) - m[k] * bx[k]
+            for p in range(nb):
+                row, grow, drow = x[p, k0:k1], dy[p, k0:k1], dx[p, k0:k1]
+                for k in range(n):
+                    drow[k] = a[k] * grow[k] + bx[k] * row[k] + c0[k]
+
+
+def _param_view(p, fast, view, param_shape, dtype):
+    """γ or β as a kernel reads it: (K, Ip) for rows, (K,) for columns, contiguous (a zero-stride view would
+    stop numba from vectorising; these are parameter-sized, so the copy is cheap)."""
+    kind, sizes, (lo, hi) = fast
+    shape = sizes[1:3] if kind == "rows" else sizes[1:2]
+    if p is None:
+        return np.ones(shape, dtype)
+    return np.ascontiguousarray(np.broadcast_to(p.astype(dtype, copy=False).reshape(param_shape[lo:hi]), view[lo:hi])).reshape(shape)
+
+
+def param_grad(partial, fast, view, param_shape, like):
+    """Sum a kernel's per-(K, Ip) gradient over the axes the parameter is broadcast along -> the parameter's shape."""
+    _, _, (lo, hi) = fast
+    g = partial.reshape(view[lo:hi])
+    axes = tuple(i for i, n in enumerate(param_shape[lo:hi]) if n == 1 and view[lo + i] != 1)
+    return (g.sum(axis=axes) if axes else g).reshape(like.shape).astype(like.dtype)
+
+
+def _kernel(fast, direction):
+    """(kernel, array shape it takes, extra arguments) for a layout."""
+    kind, sizes, _ = fast
+    if kind == "rows" and sizes[3] == 1:
+        return (_elementwise_forward, _elementwise_backward)[direction], sizes[:3], ()
+    if kind == "rows":
+        return (_rows_forward, _rows_backward)[direction], sizes, ()
+    if sizes[2] == 1:
+        return (_wide_forward, _wide_backward)[direction], sizes[:2], (min(sizes[1], 4 * numba.get_num_threads()),)
+    return (_columns_forward, _columns_backward)[direction], sizes, ()
+
+
+def forward(fast, x, weight, bias, view, param_shape, eps, center):
+    """Normalize x in one fused pass. Returns (out shaped like x, mean, var) with statistics in the kernel's shape."""
+    kernel, shape, extra = _kernel(fast, 0)
+    x_ = np.ascontiguousarray(x).reshape(shape)
+    out = np.empty_like(x_)
+    stats_shape = fast[1][:2] if fast[0] == "rows" else fast[1][1:2]
+    mean, var = np.empty(stats_shape, x.dtype), np.empty(stats_shape, x.dtype)
+    w = _param_view(weight, fast, view, param_shape, x.dtype)
+    b = np.zeros_like(w) if bias is None else _param_view(bias, fast, view, param_shape, x.dtype)
+    kernel(x_, w, b, eps, center, out, mean, var, *extra)
+    return out.reshape(x.shape), mean, var
+
+
+def backward(fast, x, dy, weight, mean, var, view, param_shape, eps, center):
+    """(dx, dγ, dβ), the last two as the kernel's (K, Ip) or (K,) sums; param_grad folds them to the parameters."""
+    kernel, shape, extra = _kernel(fast, 1)
+    x_, dy_ = np.ascontiguousarray(x).reshape(shape), np.ascontiguousarray(dy).reshape(shape)
+    dx = np.empty_like(x_)
+    w = _param_view(weight, fast, view, param_shape, x.dtype)
+    if fast[0] == "rows":
+        nb, nk, nj, _ = fast[1]
+        chunks = max(1, min(nb * nk, numba.get_num_threads()))
+        dw, db = np.zeros((chunks, nk, nj)), np.zeros((chunks, nk, nj))
+        kernel(x_, dy_, w, mean, var, eps, center, dx, dw, db)
+        dw, db = dw.sum(axis=0), db.sum(axis=0)
+    else:
+        dw, db = np.empty(fast[1][1]), np.empty(fast[1][1])
+        kernel(x_, dy_, w, mean, var, eps, center, dx, dw, db, *extra)
+    return dx.reshape(x.shape), dw, db

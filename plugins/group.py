@@ -13,3 +13,8 @@ class GroupNorm(NormLayer):
     def __init__(self, num_channels, groups=32, eps=1e-5, affine=True):
         super().__init__(num_channels, eps=eps, affine=affine, g=groups)
         self.groups = groups
+
+    @classmethod
+    def for_input(cls, shape):
+        """For pictures: groups of two channels where the channels split evenly, else one group."""
+        return cls(shape[1], groups=shape[1] // 2 if shape[1] % 2 == 0 else 1)

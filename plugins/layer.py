@@ -20,3 +20,8 @@ class LayerNorm(NormLayer):
         shape, pattern, names = trailing(normalized_shape)
         super().__init__(shape, eps=eps, affine=elementwise_affine, shift=bias, pattern=pattern, param_axes=names)
         self.normalized_shape = shape
+
+    @classmethod
+    def for_input(cls, shape):
+        """For pictures: each sample over all its other axes, as in Ba et al. (LayerNorm((C, H, W)) on NCHW)."""
+        return cls(tuple(shape[1:]))

@@ -15,6 +15,11 @@ class LocalResponseNorm(Module):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
+    @classmethod
+    def for_input(cls, shape):
+        """For pictures: a window of three channels."""
+        return cls(3)
+
     def forward(self, x):
         if x.ndim < 3:
             raise ValueError(f"LocalResponseNorm expects input of shape (N, C, ...) with at least 3 axes; got {x.shape}")

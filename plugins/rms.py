@@ -18,3 +18,5 @@ class RMSNorm(NormLayer):
         shape, pattern, names = trailing(normalized_shape)
         super().__init__(shape, eps=eps, affine=elementwise_affine, pattern=pattern, param_axes=names)
         self.normalized_shape = shape
+
+    for_input = classmethod(lambda cls, shape: cls(tuple(shape[1:])))

@@ -7,6 +7,7 @@ may keep broadcast dimensions: the engine sums it back to the input's shape (`su
 import contextlib
 
 _grad_enabled = True
+_scope = ()  # the modules whose forward is running, outermost first; ops record it for graph drawing
 
 
 @contextlib.contextmanager
@@ -22,6 +23,17 @@ def no_grad():
 
 def is_grad_enabled():
     return _grad_enabled
+
+
+@contextlib.contextmanager
+def module_scope(module):
+    """Ops created inside are tagged with `module` (Module.__call__ enters this), so graphs can cluster them."""
+    global _scope
+    previous, _scope = _scope, _scope + (module,)
+    try:
+        yield
+    finally:
+        _scope = previous
 
 
 def sum_to(grad, shape):
@@ -55,7 +67,7 @@ class Function:
         requires_grad = _grad_enabled and any(fn.needs_grad)
         result = _tensor.Tensor._from_array(out, requires_grad)
         if requires_grad:
-            fn.inputs = inputs
+            fn.inputs, fn.scope = inputs, _scope
             result._ctx = fn
         return result
 
@@ -74,6 +86,10 @@ class Function:
         name = self.name
         self.__dict__.clear()
         self.released, self.released_name = True, name
+
+    def label(self):
+        """What a graph drawing shows for this op; ops with more to say override it."""
+        return self.name
 
 
 def topological_order(root):

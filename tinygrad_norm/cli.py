@@ -45,6 +45,52 @@ def cmd_plugins(args):
         print(f"unavailable: {name}: {why}")
 
 
+def _shape(text):
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 2,3,8,8; got {text!r}") from None
+
+
+def cmd_axes(args):
+    from .viz import axes_svg, drawable
+    names = args.names or drawable()
+    axes_svg(names, args.shape, args.output)
+    print(f"wrote {args.output}: which elements of an {args.shape} input share statistics, for {', '.join(names)}")
+
+
+def load_builder(target):
+    """'path/to/script.py:function' or 'package.module:function' -> the function."""
+    import importlib
+    import importlib.util
+    where, _, func = target.rpartition(":")
+    if not where or not func:
+        raise SystemExit(f"expected SCRIPT.py:FUNCTION or MODULE:FUNCTION; got {target!r}")
+    if where.endswith(".py"):
+        spec = importlib.util.spec_from_file_location("_tinygrad_norm_graph_target", where)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    return getattr(module, func)
+
+
+def cmd_graph(args):
+    import warnings
+
+    from .tensor import randn
+    from .viz import draw_graph, render
+    model = load_builder(args.target)()
+    out = model(randn(*args.shape))
+    dot = draw_graph(out, model, collapse=args.collapse.split(",") if args.collapse else ())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = render(dot, args.output)
+    for w in caught:
+        print(w.message)
+    print(f"wrote {written}: the graph of {type(model).__name__} on an input of shape {args.shape}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tinygrad-norm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +99,17 @@ def build_parser():
     check.add_argument("names", nargs="*", metavar="NAME")
     check.set_defaults(run=cmd_check)
     sub.add_parser("plugins", help="list the norm plugins: pattern, parameters, origin").set_defaults(run=cmd_plugins)
+    axes = sub.add_parser("axes", help="draw which elements each norm pools (SVG); all plugins when none is named")
+    axes.add_argument("names", nargs="*", metavar="NAME")
+    axes.add_argument("--shape", type=_shape, default=(4, 6, 3, 3), help="N,C,H,W (default 4,6,3,3)")
+    axes.add_argument("-o", "--output", default="norm_axes.svg")
+    axes.set_defaults(run=cmd_axes)
+    graph = sub.add_parser("graph", help="draw the computation graph of a model built by SCRIPT.py:FUNC or MODULE:FUNC")
+    graph.add_argument("target", metavar="SCRIPT.py:FUNC|MODULE:FUNC")
+    graph.add_argument("--shape", type=_shape, required=True, help="input shape, e.g. 2,1,8,8")
+    graph.add_argument("--collapse", default="", help="comma-separated module names to draw as one box")
+    graph.add_argument("-o", "--output", default="graph.svg", help=".svg, .png or .pdf")
+    graph.set_defaults(run=cmd_graph)
     return parser
 
 

@@ -3,6 +3,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..autograd import module_scope
 from ..backend import as_numpy, to_device
 from ..tensor import Tensor
 
@@ -152,7 +153,8 @@ class Module:
     def __call__(self, *args, **kwargs):
         for hook in self.__dict__.get("_forward_pre_hooks", ()):
             hook(self, args)
-        return self.forward(*args, **kwargs)
+        with module_scope(self):
+            return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
@@ -160,9 +162,14 @@ class Module:
     def extra_repr(self):
         return ""
 
+    @property
+    def type_name(self):
+        """The class name, or the PyTorch alias a layer was built through (BatchNorm2d rather than BatchNorm)."""
+        return self.__dict__.get("label", type(self).__name__)
+
     def __repr__(self):
         children = [f"({n}): " + repr(m).replace("\n", "\n  ") for n, m in self.named_children()]
-        name = self.__dict__.get("label", type(self).__name__)
+        name = self.type_name
         if not children:
             return f"{name}({self.extra_repr()})"
         return f"{name}(\n  " + "\n  ".join(children) + "\n)"

@@ -101,7 +101,8 @@ class NormLayer(Module):
         params = [p for p in (self.weight, self.bias) if p is not None]
         eps = np.finfo(x.dtype).eps if self.eps is None else self.eps
         out = Normalize.apply(x, *params, view=view, axes=axes, param_shape=param_shape, eps=eps,
-                              center=self.center, stats=stats, record=record, fast=fast)
+                              center=self.center, stats=stats, record=record, fast=fast, plugin=self.name,
+                              pattern=self.pattern)
         if record:
             self._update_running_stats(record, view, axes, batch_axes, binding.count)
         return out

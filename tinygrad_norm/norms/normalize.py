@@ -55,6 +55,13 @@ class Normalize(Function):
     cpu_kernels layout or None), and either stats=(mean, var) fixed (eval) or stats=None (batch statistics,
     reported into the dict `record` when it is given)."""
     fast = stats = record = None
+    plugin = pattern = None  # for labels: the plugin's name and its Pattern
+
+    def label(self):
+        if self.pattern is None:
+            return self.name
+        reduced = ", ".join(self.pattern.reduced_names())
+        return f"{self.name} [{self.plugin}]\n{self.pattern.text}\nreduces {reduced}" + ("" if self.stats is None else " (running stats)")
 
     def forward(self, x, weight=None, bias=None):
         self.weight, self.bias_shape = weight, None if bias is None else bias.shape

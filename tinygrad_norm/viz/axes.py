@@ -1,0 +1,104 @@
+"""Which elements share one set of statistics: the N × C × (H·W) cube of the Group Normalization paper's
+figure 2, one cube per plugin, as plain SVG (standard library only).
+
+The pooled set is found from the plugin itself, not from a table: the elements whose values change one
+output element are exactly those it is normalized with, so the gradient of y[0, 0, 0, 0] with respect to
+x marks them. Any registered plugin, including a third-party one, gets its picture for free.
+"""
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from ..norms import get
+from ..tensor import Tensor
+
+
+def build_for_input(cls, shape):
+    """A layer of plugin `cls` that fits input `shape`: the plugin's own `for_input` if it has one, else one
+    built from its declared parameter axes (num_features = their sizes in `shape`)."""
+    if hasattr(cls, "for_input"):
+        return cls.for_input(shape)
+    if getattr(cls, "pattern", None) is None:
+        raise TypeError(f"plugin {cls.name!r} has its own forward and no for_input(shape) to build it for a picture")
+    from ..norms import Pattern
+    pattern = Pattern(cls.pattern, owner=cls.name)
+    if not cls.param_axes:
+        return cls()
+    binding = pattern.bind(shape, {})
+    sizes = dict(zip(binding.names, binding.expanded_shape))
+    features = tuple(int(np.prod([sizes[n] for n in (t if isinstance(t, tuple) else (t,))])) for t in pattern.token(cls.param_axes))
+    return cls(features[0] if len(features) == 1 else features)
+
+
+def pooled_mask(layer, shape, at=(0, 0, 0, 0)):
+    """Boolean array of `shape`: True where the input element shares statistics with element `at`."""
+    x = Tensor(np.random.default_rng(0).standard_normal(shape), requires_grad=True)
+    layer = layer.double() if hasattr(layer, "double") else layer
+    layer.train()
+    y = layer(x)
+    g = np.zeros(shape)
+    g[at] = 1.0
+    y.backward(g)
+    return np.abs(x.grad.numpy()) > 1e-12
+
+
+def cube_svg(mask, title, cell=14, origin=(10, 30)):
+    """SVG group for one cube: front face C × (H·W) at n = 0, top face C × N, right face N × (H·W)."""
+    n, c = mask.shape[:2]
+    m = mask.reshape(n, c, -1)
+    hw = m.shape[2]
+    dx, dy = cell * 0.6, -cell * 0.45  # one step in depth (n)
+    ox, oy = origin[0], origin[1] + n * -dy + 16
+    shade, plain = "#4a90d9", "#ffffff"
+    parts = [f'<text x="{ox}" y="{origin[1]}" font-family="Helvetica" font-size="13">{escape(title)}</text>']
+
+    def poly(points, filled):
+        pts = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+        parts.append(f'<polygon points="{pts}" fill="{shade if filled else plain}" stroke="#555" stroke-width="0.6"/>')
+    for ci in range(c):  # front face (n = 0): x = channel, y = spatial position
+        for s in range(hw):
+            x0, y0 = ox + ci * cell, oy + s * cell
+            poly([(x0, y0), (x0 + cell, y0), (x0 + cell, y0 + cell), (x0, y0 + cell)], m[0, ci, s])
+    for k in range(n):  # top face (first spatial position): x = channel, depth = sample
+        for ci in range(c):
+            x0, y0 = ox + ci * cell + k * dx, oy + k * dy
+            poly([(x0, y0), (x0 + cell, y0), (x0 + cell + dx, y0 + dy), (x0 + dx, y0 + dy)], m[k, ci, 0])
+    for k in range(n):  # right face (last channel): depth = sample, y = spatial position
+        for s in range(hw):
+            x0, y0 = ox + c * cell + k * dx, oy + s * cell + k * dy
+            poly([(x0, y0), (x0 + dx, y0 + dy), (x0 + dx, y0 + dy + cell), (x0, y0 + cell)], m[k, c - 1, s])
+    label = oy + hw * cell + 16
+    parts.append(f'<text x="{ox}" y="{label}" font-family="Helvetica" font-size="10">C → (down: H·W, back: N)</text>')
+    width = c * cell + n * dx + 20
+    height = label - origin[1] + 10
+    return "\n".join(parts), width, height
+
+
+def drawable():
+    """Registered plugins that normalize activations (weight normalization has no such picture)."""
+    from ..norms import available
+    return [n for n in available() if getattr(get(n), "kind", "activation") != "weight"]
+
+
+def axes_svg(names, shape=(4, 6, 3, 3), path=None):
+    """One cube per plugin name, side by side; the shaded cells share statistics with the front-top-left one.
+    Returns the SVG text (and writes it to path when given)."""
+    groups, x, height = [], 0.0, 0.0
+    for name in names:
+        cls = get(name)
+        layer = build_for_input(cls, shape)
+        title = f"{name}: {_describe(layer)}"
+        body, w, h = cube_svg(pooled_mask(layer, shape), title)
+        groups.append(f'<g transform="translate({x:.0f},0)">\n{body}\n</g>')
+        x, height = x + max(w, 7 * len(title)) + 20, max(height, h)
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{x + 10:.0f}" height="{height + 40:.0f}" '
+           f'viewBox="0 0 {x + 10:.0f} {height + 40:.0f}">\n<rect width="100%" height="100%" fill="white"/>\n'
+           + "\n".join(groups) + "\n</svg>\n")
+    if path is not None:
+        with open(path, "w") as f:
+            f.write(svg)
+    return svg
+
+
+def _describe(layer):
+    return getattr(getattr(layer, "pattern", None), "text", None) or "own forward"

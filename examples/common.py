@@ -94,3 +94,25 @@ def figure():
 def seeded(seed):
     tg.manual_seed(seed)
     np.random.seed(seed)
+
+
+NORMS = ("batch", "group", "layer", "instance", "none")
+
+
+def norm2d(kind, channels):
+    """A 2-D norm layer by plugin name, configured as in the GN paper's comparison; "none" is the identity."""
+    from tinygrad_norm import nn
+    return {"batch": lambda: nn.BatchNorm2d(channels), "group": lambda: nn.GroupNorm(4, channels),
+            "instance": lambda: nn.InstanceNorm2d(channels, affine=True),
+            "none": lambda: nn.Identity()}.get(kind, lambda: nn.Norm(kind, channels))()
+
+
+def small_cnn(kind, channels=(16, 32), classes=10):
+    """conv → norm → relu → pool, twice, then a linear classifier; for (N, 1, 8, 8) digits. LayerNorm pools each
+    sample over (C, H, W), the usual choice for CNNs (LayerNorm over the last axis alone would pool only W)."""
+    from tinygrad_norm import nn
+    c1, c2 = channels
+    layer = lambda c, hw: nn.LayerNorm((c, hw, hw)) if kind == "layer" else norm2d(kind, c)
+    return nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), layer(c1, 8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(c1, c2, 3, padding=1), layer(c2, 4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(c2 * 4, classes))

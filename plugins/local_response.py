@@ -7,7 +7,7 @@ from tinygrad_norm.nn import Module
 class LocalResponseNorm(Module):
     """b_c = a_c / (k + α/n · Σ_{c' = c - n//2}^{c + (n-1)//2} a_c'²)^β over (N, C, ...); no parameters.
 
-    The window sum is a difference of running sums along the channels: O(C) whatever the size n."""
+    The window is a box filter along the channels (one slice-add per neighbour)."""
     pattern = None
     example = ((5,), {}, (2, 7, 4, 3))
 
@@ -23,12 +23,9 @@ class LocalResponseNorm(Module):
     def forward(self, x):
         if x.ndim < 3:
             raise ValueError(f"LocalResponseNorm expects input of shape (N, C, ...) with at least 3 axes; got {x.shape}")
-        n, c = self.size, x.shape[1]
-        pad = [(0, 0)] * x.ndim
-        pad[1] = (n // 2 + 1, (n - 1) // 2)  # one extra zero in front, so a window sum is a difference of two cumsums
-        running = (x * x).pad(pad).cumsum(axis=1)
-        window = running[:, n:] - running[:, :c]
-        return x / (window * (self.alpha / n) + self.k) ** self.beta
+        n = self.size
+        window = (x * x).window_sum(axis=1, before=n // 2, after=(n - 1) // 2)
+        return x * (window * (self.alpha / n) + self.k) ** -self.beta
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -174,3 +174,26 @@ def test_operators_with_numbers_and_arrays_on_either_side(rng):
 def test_sigmoid_does_not_overflow():
     x = tg.Tensor(np.array([-1000.0, 0.0, 1000.0], np.float32))
     np.testing.assert_allclose(x.sigmoid().numpy(), [0, 0.5, 1])
+
+
+@pytest.mark.parametrize("axis,before,after", [(1, 2, 2), (1, 2, 1), (0, 0, 3), (-1, 1, 0), (1, 5, 5)])
+def test_window_sum_matches_definition_and_gradchecks(axis, before, after, rng):
+    x = rand(rng, 3, 4, 5)
+    out = x.window_sum(axis, before, after).numpy()
+    a = np.moveaxis(x.data, axis, 0)
+    ref = np.stack([a[max(0, i - before):i + after + 1].sum(0) for i in range(a.shape[0])])
+    np.testing.assert_allclose(out, np.moveaxis(ref, 0, axis))
+    gradcheck(lambda t: t.window_sum(axis, before, after), x)
+
+
+def test_cumsum(rng):
+    x = rand(rng, 3, 4)
+    np.testing.assert_allclose(x.cumsum(axis=1).numpy(), np.cumsum(x.data, axis=1))
+    gradcheck(lambda t: t.cumsum(axis=0), x)
+
+
+@pytest.mark.parametrize("p", [2, 0.5, 0.75, -0.5, -0.75, -1.3, 3])
+def test_power_fast_paths(p, rng):
+    x = rand(rng, 3, 4, positive=True)
+    np.testing.assert_allclose((x ** p).numpy(), x.data ** p, rtol=1e-13)
+    gradcheck(lambda t: t ** p, x)

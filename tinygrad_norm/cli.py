@@ -4,10 +4,16 @@ import sys
 
 
 def cmd_demo(args):
-    from .demo import fit_sine
-    print("Fitting y = sin(3x) with a 1-32-1 tanh net by gradient descent:")
-    losses = fit_sine()
-    print(f"loss fell from {losses[0]:.4f} to {losses[-1]:.4f}")
+    import contextlib
+    import io
+
+    from .demo import run_demo, summary
+    print(f"Running the {'full' if args.full else 'quick'} experiments; the report goes to {args.out}/")
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet) if not args.verbose else contextlib.nullcontext():
+        report = run_demo(args.out, args.full, log=lambda m: print(m, file=sys.__stdout__, flush=True))
+    print(f"\nReport: {report}\n")
+    print("\n".join(summary(args.out)))
 
 
 def cmd_check(args):
@@ -94,7 +100,11 @@ def cmd_graph(args):
 def build_parser():
     parser = argparse.ArgumentParser(prog="tinygrad-norm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run the demo").set_defaults(run=cmd_demo)
+    demo = sub.add_parser("demo", help="train the example models, measure where each norm applies, write a report")
+    demo.add_argument("--full", action="store_true", help="the full experiments (minutes) instead of quick ones")
+    demo.add_argument("--out", default="report", help="report folder (default: report)")
+    demo.add_argument("--verbose", action="store_true", help="also print each example's tables as they finish")
+    demo.set_defaults(run=cmd_demo)
     check = sub.add_parser("check", help="run the conformance checker on norm plugins (all when none is named)")
     check.add_argument("names", nargs="*", metavar="NAME")
     check.set_defaults(run=cmd_check)

@@ -176,6 +176,10 @@ class Tensor:
 
     def cumsum(self, axis=0): return ops.Cumsum.apply(self, axis=axis % self.ndim)
 
+    def window_sum(self, axis, before, after):
+        """Σ of the elements from `before` before to `after` after each one along `axis` (zero past the ends)."""
+        return ops.WindowSum.apply(self, axis=axis % self.ndim, before=before, after=after)
+
     def var(self, axis=None, keepdims=False, correction=1):
         """Variance sum((x - mean)²) / (n - correction); correction=1 is the unbiased estimate (PyTorch's default)."""
         axes = ops.normalize_axis(axis, self.ndim)

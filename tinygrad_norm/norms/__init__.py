@@ -6,4 +6,4 @@ from .layer import NormLayer
 from .normalize import Normalize
 from .pattern import Pattern, PatternError
 from .check import CheckReport, check
-from .registry import NormPluginError, available, failures, get, origin, register, unregister
+from .registry import NormPluginError, available, failures, get, origin, refresh, register, unregister

@@ -107,6 +107,13 @@ def register(cls=None, *, name=None, replace=False):
     return add(cls) if cls is not None else add
 
 
+def refresh():
+    """Forget what was loaded and scan the entry points again (after `pip install` of a plugin in a running
+    session). Plugins registered at runtime are dropped too."""
+    _registry.__init__()
+    _registry.load()
+
+
 def unregister(name):
     _registry.load()
     _registry.plugins.pop(name, None)

@@ -3,6 +3,6 @@ from .elementwise import (Abs, Add, Clip, Div, Exp, Gelu, Log, Maximum, Minimum,
                           Sigmoid, Sqrt, Sub, Tanh, Where)
 from .matmul import MatMul
 from .movement import Concatenate, Expand, GetItem, Pad, Permute, Reshape
-from .reduce import Cumsum, Max, Mean, Min, Sum, normalize_axis
+from .reduce import Cumsum, Max, Mean, Min, Sum, WindowSum, normalize_axis
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .softmax import LogSoftmax, NLLLoss

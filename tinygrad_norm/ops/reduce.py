@@ -73,3 +73,26 @@ class Cumsum(Function):
     def backward(self, g):
         xp = get_array_module(g)
         return xp.flip(xp.cumsum(xp.flip(g, self.axis), axis=self.axis), self.axis)
+
+
+def window_sum(a, axis, before, after):
+    """out[i] = Σ_{j = i - before}^{i + after} a[j] along `axis`, zero beyond the ends: one slice-add per offset."""
+    out = a.copy()
+    n = a.shape[axis]
+    for shift in range(-before, after + 1):
+        if shift == 0 or abs(shift) >= n:
+            continue
+        dst = [slice(None)] * a.ndim
+        src = [slice(None)] * a.ndim
+        dst[axis], src[axis] = (slice(0, n - shift), slice(shift, n)) if shift > 0 else (slice(-shift, n), slice(0, n + shift))
+        out[tuple(dst)] += a[tuple(src)]
+    return out
+
+
+class WindowSum(Function):
+    """Sliding-window sum along `axis` (a box filter, zero-padded): its adjoint is the mirrored window."""
+    def forward(self, a):
+        return window_sum(a, self.axis, self.before, self.after)
+
+    def backward(self, g):
+        return window_sum(g, self.axis, self.after, self.before)

@@ -1,0 +1,163 @@
+"""One training step (forward, loss, backward, optimizer step) of small models, ours beside the same model in
+PyTorch, and the digits CNN trained end to end. CPU, float32, median ms over interleaved runs.
+
+    python benchmarks/bench_training.py [--repeat 15] [--json out.json]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import median_ms, report, try_torch  # noqa: E402
+
+import tinygrad_norm as tg  # noqa: E402
+from tinygrad_norm import nn, optim  # noqa: E402
+from tinygrad_norm.data import load_digits  # noqa: E402
+from tinygrad_norm.nn import functional as F  # noqa: E402
+
+
+def mlp(m, norm):
+    return m.Sequential(m.Flatten(), m.Linear(784, 256), norm(m, 256), m.ReLU(), m.Linear(256, 256), norm(m, 256),
+                        m.ReLU(), m.Linear(256, 10))
+
+
+def lenet(m, norm):
+    """Seed 001's LeNet_bn on 3x32x32 input: conv5(3→6) norm relu pool conv5(6→16) norm relu pool fc 400→120→84→10."""
+    return m.Sequential(m.Conv2d(3, 6, 5), norm(m, 6), m.ReLU(), m.MaxPool2d(2), m.Conv2d(6, 16, 5), norm(m, 16),
+                        m.ReLU(), m.MaxPool2d(2), m.Flatten(), m.Linear(400, 120), m.ReLU(), m.Linear(120, 84),
+                        m.ReLU(), m.Linear(84, 10))
+
+
+def digits_cnn(m, norm):
+    return m.Sequential(m.Conv2d(1, 16, 3, padding=1), norm(m, 16), m.ReLU(), m.MaxPool2d(2),
+                        m.Conv2d(16, 32, 3, padding=1), norm(m, 32), m.ReLU(), m.MaxPool2d(2), m.Flatten(),
+                        m.Linear(128, 10))
+
+
+BN1 = lambda m, c: m.BatchNorm1d(c)
+BN2 = lambda m, c: m.BatchNorm2d(c)
+GN = lambda m, c: m.GroupNorm(2, c)
+
+
+def ln_lstm_ours(hidden):
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(28, hidden, batch_first=True, norm="layer")
+            self.head = nn.Linear(hidden, 10)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[1][0][-1])
+    return Model()
+
+
+def ln_lstm_torch(torch, hidden):
+    """The same layer-normalized LSTM (Ba et al.) written with torch modules: torch has no built-in one."""
+    tnn = torch.nn
+
+    class Model(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ih, self.hh = tnn.Linear(28, 4 * hidden, bias=False), tnn.Linear(hidden, 4 * hidden)
+            self.ln_ih, self.ln_hh, self.ln_c = tnn.LayerNorm(4 * hidden), tnn.LayerNorm(4 * hidden), tnn.LayerNorm(hidden)
+            self.head = tnn.Linear(hidden, 10)
+
+        def forward(self, x):
+            h = c = x.new_zeros(x.shape[0], hidden)
+            for t in range(x.shape[1]):
+                z = self.ln_ih(self.ih(x[:, t])) + self.ln_hh(self.hh(h))
+                i, f, g, o = z.chunk(4, 1)
+                c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+                h = o.sigmoid() * self.ln_c(c).tanh()
+            return self.head(h)
+    return Model()
+
+
+def step_fns(torch, ours, theirs, shape, classes=10):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = rng.integers(0, classes, shape[0])
+    opt = optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
+
+    def ours_step():
+        loss = F.cross_entropy(ours(tg.Tensor(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    fns = [ours_step]
+    if torch is not None:
+        topt = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
+        xt, yt = torch.tensor(x), torch.tensor(y)
+
+        def torch_step():
+            loss = torch.nn.functional.cross_entropy(theirs(xt), yt)
+            topt.zero_grad()
+            loss.backward()
+            topt.step()
+        fns.append(torch_step)
+    return fns
+
+
+def train_digits(torch, epochs=5, batch=32):
+    """Seconds to train the digits CNN (with BN) for `epochs`, ours then torch's, same data order."""
+    x, y, _, _ = load_digits()
+    order = [np.random.default_rng(e).permutation(len(x)) for e in range(epochs)]
+    tg.manual_seed(0)
+    ours = digits_cnn(nn, BN2)
+    times = []
+    opt = optim.SGD(ours.parameters(), lr=0.05, momentum=0.9)
+    t = time.perf_counter()
+    for idx in order:
+        for k in range(0, len(x) - batch + 1, batch):
+            b = idx[k:k + batch]
+            loss = F.cross_entropy(ours(tg.Tensor(x[b])), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    times.append(time.perf_counter() - t)
+    if torch is not None:
+        theirs = digits_cnn(torch.nn, BN2)
+        topt = torch.optim.SGD(theirs.parameters(), lr=0.05, momentum=0.9)
+        xt, yt = torch.tensor(x), torch.tensor(y)
+        t = time.perf_counter()
+        for idx in order:
+            for k in range(0, len(x) - batch + 1, batch):
+                b = torch.tensor(idx[k:k + batch])
+                loss = torch.nn.functional.cross_entropy(theirs(xt[b]), yt[b])
+                topt.zero_grad()
+                loss.backward()
+                topt.step()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    torch = try_torch(threads=os.cpu_count())
+    cases = [
+        ("MLP 784-256-256-10 + BN, batch 128", lambda m: mlp(m, BN1), (128, 784)),
+        ("LeNet + BN (seed 001), 3x32x32, batch 64", lambda m: lenet(m, BN2), (64, 3, 32, 32)),
+        ("LeNet + GN(2), 3x32x32, batch 64", lambda m: lenet(m, GN), (64, 3, 32, 32)),
+        ("LSTM + LN in the cell, 28 steps, batch 64", None, (64, 28, 28)),
+    ]
+    rows = []
+    for label, make, shape in cases:
+        ours = make(nn) if make else ln_lstm_ours(128)
+        theirs = (make(torch.nn) if make else ln_lstm_torch(torch, 128)) if torch else None
+        ms = median_ms(step_fns(torch, ours, theirs, shape), repeat=args.repeat)
+        rows.append({"name": f"train step: {label}", "ours_ms": ms[0], "torch_ms": ms[1] if torch else None})
+    times = train_digits(torch)
+    rows.append({"name": "digits CNN + BN, 5 epochs end to end", "ours_ms": times[0] * 1e3,
+                 "torch_ms": times[1] * 1e3 if torch else None})
+    report(f"training, cpu, float32, median of {args.repeat} (end to end: one run each)", rows, args.json)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

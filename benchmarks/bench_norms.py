@@ -28,14 +28,10 @@ CASES = [
 ]
 
 
-def ours_fns(make, shape, device):
-    layer = make(nn).to(device)
-    x = tg.Tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32), device=device, requires_grad=True)
-    g = tg.Tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32), device=device)
-    sync = (lambda: __import__("cupy").cuda.Device().synchronize()) if device == "cuda" else (lambda: None)
-
+def timed_fns(layer, x, g, no_grad, sync):
+    """(forward, forward+backward) closures for one layer and input, in any framework."""
     def fwd():
-        with tg.no_grad():
+        with no_grad():
             layer(x)
         sync()
 
@@ -43,23 +39,22 @@ def ours_fns(make, shape, device):
         layer(x).backward(g)
         sync()
     return fwd, fwd_bwd
+
+
+def ours_fns(make, shape, device):
+    rng = np.random.default_rng(0)
+    x = tg.Tensor(rng.standard_normal(shape).astype(np.float32), device=device, requires_grad=True)
+    g = tg.Tensor(rng.standard_normal(shape).astype(np.float32), device=device)
+    sync = (lambda: __import__("cupy").cuda.Device().synchronize()) if device == "cuda" else (lambda: None)
+    return timed_fns(make(nn).to(device), x, g, tg.no_grad, sync)
 
 
 def torch_fns(torch, make, shape, device):
-    layer = make(torch.nn).to(device)
-    x = torch.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32), device=device, requires_grad=True)
-    g = torch.tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32), device=device)
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal(shape).astype(np.float32), device=device, requires_grad=True)
+    g = torch.tensor(rng.standard_normal(shape).astype(np.float32), device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-    def fwd():
-        with torch.no_grad():
-            layer(x)
-        sync()
-
-    def fwd_bwd():
-        layer(x).backward(g)
-        sync()
-    return fwd, fwd_bwd
+    return timed_fns(make(torch.nn).to(device), x, g, torch.no_grad, sync)
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import NORMS, accuracy, digits, figure, parser, save, seeded, small_cnn, train  # noqa: E402
+from common import NORMS, accuracy, digits, parser, plot_curves, save, seeded, small_cnn, train  # noqa: E402
 
 
 def run(quick=False, seed=0, out="results", log=print):
@@ -28,15 +28,9 @@ def run(quick=False, seed=0, out="results", log=print):
     rows = [{"norm": kind, **{f"batch {b}": acc[kind, b] for b in sizes}} for kind in NORMS]
     text = save(out, "batch_size_sweep", rows, ["norm"] + [f"batch {b}" for b in sizes],
                 {"epochs": epochs, "seed": seed, "train images": len(x), "lr": "0.1 * batch / 32, SGD momentum 0.9"})
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    for kind in NORMS:
-        ax.plot(sizes, [acc[kind, b] for b in sizes], marker="o", label=kind)
-    ax.set(xscale="log", xlabel="batch size", ylabel="test accuracy", title=f"CNN on digits, {epochs} epochs")
-    ax.set_xticks(sizes, [str(b) for b in sizes])
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "batch_size_sweep.png"), dpi=110)
+    plot_curves(out, "batch_size_sweep", {kind: (sizes, [acc[kind, b] for b in sizes]) for kind in NORMS},
+                f"CNN on digits, {epochs} epochs", xlabel="batch size", ylabel="test accuracy", xscale="log",
+                xticks=sizes, xticklabels=[str(b) for b in sizes])
     return rows, text
 
 

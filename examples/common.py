@@ -84,11 +84,30 @@ def save(out, name, rows, columns, meta):
     return text
 
 
-def figure():
+def figure(*args, **kwargs):
+    """A matplotlib (fig, axes) drawn off-screen."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    return plt
+    return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig, out, name):
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, f"{name}.png"), dpi=110)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def plot_curves(out, name, curves, title, xlabel="epoch", ylabel="train loss", **axes):
+    """One line per label: curves maps label -> y values (x = 1, 2, ...) or -> (xs, ys)."""
+    fig, ax = figure(figsize=(5.5, 3.4))
+    for label, ys in curves.items():
+        xs, ys = ys if isinstance(ys, tuple) else (range(1, len(ys) + 1), ys)
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, **axes)
+    ax.legend(fontsize=8)
+    save_figure(fig, out, name)
 
 
 def seeded(seed):

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import NORMS, accuracy, digits, figure, parser, save, seeded, small_cnn, train  # noqa: E402
+from common import NORMS, accuracy, digits, figure, parser, save, save_figure, seeded, small_cnn, train  # noqa: E402
 
 
 def shift_contrast(x, seed):
@@ -38,16 +38,14 @@ def run(quick=False, seed=0, out="results", log=print):
     text = save(out, "contrast_shift", rows, ["norm", "clean test accuracy", "shifted test accuracy", "kept"],
                 {"epochs": epochs, "seed": seed, "train images": len(x), "shift": "x -> a x + b per image, "
                  "a log-uniform in [0.25, 4], b uniform in [-1, 1]"})
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    fig, ax = figure(figsize=(5.5, 3.2))
     pos = np.arange(len(rows))
     ax.bar(pos - 0.2, [r["clean test accuracy"] for r in rows], 0.4, label="clean")
     ax.bar(pos + 0.2, [r["shifted test accuracy"] for r in rows], 0.4, label="contrast/brightness shifted")
     ax.set_xticks(pos, [r["norm"] for r in rows])
     ax.set(ylabel="test accuracy", title="Per-image contrast shift at test time")
     ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "contrast_shift.png"), dpi=110)
+    save_figure(fig, out, "contrast_shift")
     return rows, text
 
 

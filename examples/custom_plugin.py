@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import accuracy, digits, figure, parser, save, seeded, train  # noqa: E402
+from common import accuracy, digits, parser, plot_curves, save, seeded, train  # noqa: E402
 
 from tinygrad_norm import nn, norms  # noqa: E402
 
@@ -57,12 +57,8 @@ def run(quick=False, seed=0, out="results", log=print):
              "test accuracy": accuracy(model, xt, yt), "seconds": time.perf_counter() - start}]
     text = save(out, "custom_plugin", rows, ["plugin", "from", "conformance", "test accuracy", "seconds"],
                 {"epochs": epochs, "seed": seed, "install": how, "losses": losses})
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(4.5, 3))
-    ax.plot(range(1, len(losses) + 1), losses, marker="o")
-    ax.set(xlabel="epoch", ylabel="train loss", title=f"CNN with the 'frn' plugin ({rows[0]['test accuracy']:.3f})")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "custom_plugin.png"), dpi=110)
+    plot_curves(out, "custom_plugin", {f"frn ({rows[0]['test accuracy']:.3f} test accuracy)": losses},
+                "CNN with the 'frn' plugin, by name")
     return rows, text
 
 

@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import accuracy, digits, figure, parser, save, seeded, train  # noqa: E402
+from common import accuracy, digits, figure, parser, save, save_figure, seeded, train  # noqa: E402
 
 from tinygrad_norm import nn  # noqa: E402
 
@@ -43,16 +43,14 @@ def run(quick=False, seed=0, out="results", log=print):
     text = save(out, "learning_rate", rows, columns,
                 {"epochs": epochs, "seed": seed, "batch size": 64, "optimizer": "SGD momentum 0.9",
                  "converged": "final train loss < 0.5; diverged: loss became NaN or > 1e4"})
-    plt = figure()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
+    fig, axes = figure(1, 2, figsize=(8, 3.2), sharey=True)
     for ax, label in zip(axes, ("BN", "no norm")):
         for lr in rates:
             ax.plot(range(1, epochs + 1), curves[label, lr], marker=".", label=f"lr {lr}")
         ax.set(title=f"MLP, {label}", xlabel="epoch", yscale="log")
     axes[0].set_ylabel("train loss (gaps: diverged)")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "learning_rate.png"), dpi=110)
+    save_figure(fig, out, "learning_rate")
     return rows, text
 
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import accuracy, digits, figure, parser, save, seeded, train  # noqa: E402
+from common import accuracy, digits, parser, plot_curves, save, seeded, train  # noqa: E402
 
 import tinygrad_norm as tg  # noqa: E402
 from tinygrad_norm import nn  # noqa: E402
@@ -98,14 +98,8 @@ def run(quick=False, seed=0, out="results", log=print):
     text = save(out, "lenet_bn", rows, ["model", "test accuracy", "final train loss", "seconds"],
                 {"epochs": epochs, "seed": seed, "train images": len(x), "bn1": checks})
     print("bn1 after training: " + ", ".join(f"{k} {v:.3g}" for k, v in checks.items()))
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for (label, c), row in zip(curves.items(), rows):
-        ax.plot(range(1, len(c) + 1), c, marker="o", label=f"{label} (test acc {row['test accuracy']:.3f})")
-    ax.set(xlabel="epoch", ylabel="train loss", title="LeNet on digits, SGD lr 0.05")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "lenet_bn.png"), dpi=110)
+    plot_curves(out, "lenet_bn", {f"{label} (test acc {row['test accuracy']:.3f})": c
+                                  for (label, c), row in zip(curves.items(), rows)}, "LeNet on digits, SGD lr 0.05")
     return rows, checks
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import accuracy, digits, figure, parser, save, seeded, train  # noqa: E402
+from common import accuracy, digits, parser, plot_curves, save, seeded, train  # noqa: E402
 
 from tinygrad_norm import nn  # noqa: E402
 
@@ -46,14 +46,8 @@ def run(quick=False, seed=0, out="results", log=print):
                      "final train loss": curves[label][-1], "seconds": time.perf_counter() - start})
     text = save(out, "rnn_norms", rows, ["model", "test accuracy", "final train loss", "seconds"],
                 {"epochs": epochs, "seed": seed, "train images": len(x), "optimizer": "Adam lr 3e-3, batch 32"})
-    plt = figure()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for (label, c), row in zip(curves.items(), rows):
-        ax.plot(range(1, len(c) + 1), c, marker="o", label=f"{label} ({row['test accuracy']:.3f})")
-    ax.set(xlabel="epoch", ylabel="train loss", title="LSTM over digit rows (test accuracy)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "rnn_norms.png"), dpi=110)
+    plot_curves(out, "rnn_norms", {f"{label} ({row['test accuracy']:.3f})": c for (label, c), row in zip(curves.items(), rows)},
+                "LSTM over digit rows (test accuracy)")
     return rows, text
 
 

@@ -78,26 +78,34 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
-class StepLR:
-    """lr = base_lr · gamma^(epoch // step_size); call step() once per epoch."""
+class LRScheduler:
+    """Sets optimizer.lr = lr_at(epoch) from the optimizer's starting lr; call step() once per epoch."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
-        self.base_lr, self.epoch = optimizer.lr, 0
+    def __init__(self, optimizer):
+        self.optimizer, self.base_lr, self.epoch = optimizer, optimizer.lr, 0
 
     def step(self):
         self.epoch += 1
-        self.optimizer.lr = self.base_lr * self.gamma ** (self.epoch // self.step_size)
+        self.optimizer.lr = self.lr_at(self.epoch)
 
 
-class CosineAnnealingLR:
+class StepLR(LRScheduler):
+    """lr = base_lr · gamma^(epoch // step_size)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        super().__init__(optimizer)
+        self.step_size, self.gamma = step_size, gamma
+
+    def lr_at(self, epoch):
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base_lr - eta_min)·(1 + cos(π·epoch / T_max)) / 2."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        self.optimizer, self.T_max, self.eta_min = optimizer, T_max, eta_min
-        self.base_lr, self.epoch = optimizer.lr, 0
+        super().__init__(optimizer)
+        self.T_max, self.eta_min = T_max, eta_min
 
-    def step(self):
-        self.epoch += 1
-        cos = (1 + math.cos(math.pi * self.epoch / self.T_max)) / 2
-        self.optimizer.lr = self.eta_min + (self.base_lr - self.eta_min) * cos
+    def lr_at(self, epoch):
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2

@@ -136,3 +136,26 @@ def test_gradcheck_checks_only_marked_inputs():
     b = tg.Tensor(np.ones(2))
     assert tg.gradcheck(lambda x, y: x * y.exp(), a, b)
     assert b.grad is None and b.dtype == np.float64
+
+
+def test_gradcheck_module_checks_parameters_too():
+    from tinygrad_norm import nn
+
+    class HalfGrad(Function):
+        def forward(self, w):
+            return w * 1.0
+
+        def backward(self, g):
+            return g * 0.5  # wrong: the weight's gradient is halved
+
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(np.array([1.5, -2.0]))
+
+        def forward(self, x):
+            return x * HalfGrad.apply(self.weight)
+
+    x = tg.Tensor(np.array([0.3, 0.7]))
+    with pytest.raises(tg.GradcheckError, match=r"input 1 \(shape \(2,\)\)"):  # input 0 is x, 1 the weight
+        tg.gradcheck_module(Scale(), x)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_norm as tg
-from tinygrad_norm import gradcheck, nn, norms
+from tinygrad_norm import gradcheck, gradcheck_module, nn, norms
 from tinygrad_norm.norms import Normalize, PatternError
 
 
@@ -27,20 +27,6 @@ def build(name, dims):
     return layer.double(), tg.Tensor(rng.standard_normal(shape))
 
 
-def with_params(layer, fn):
-    """fn(x, *params) -> layer output with the parameters swapped for gradcheck's tensors."""
-    names = [n for n, p in layer._parameters.items() if p is not None]
-
-    def run(x, *ps):
-        saved = dict(layer._parameters)
-        layer._parameters.update(zip(names, ps))
-        try:
-            return fn(x)
-        finally:
-            layer._parameters.update(saved)
-    return run, [tg.Tensor(layer._parameters[n].data) for n in names]
-
-
 ALL = ["batch", "instance", "group", "layer", "rms", "local_response"]
 
 
@@ -48,8 +34,7 @@ ALL = ["batch", "instance", "group", "layer", "rms", "local_response"]
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_every_plugin_gradchecks_on_1d_2d_3d(name, dims):
     layer, x = build(name, dims)
-    run, params = with_params(layer, layer)
-    gradcheck(run, x, *params)
+    gradcheck_module(layer, x)
 
 
 def composed_reference(layer, x):
@@ -163,8 +148,7 @@ def test_eval_gradient_treats_running_statistics_as_constants():
     bn = nn.BatchNorm1d(3).double()
     bn.running_mean.data, bn.running_var.data = np.array([0.5, -1.0, 2.0]), np.array([2.0, 0.5, 1.5])
     bn.eval()
-    run, params = with_params(bn, bn)
-    gradcheck(run, tg.Tensor(np.random.default_rng(6).standard_normal((5, 3))), *params)
+    gradcheck_module(bn, tg.Tensor(np.random.default_rng(6).standard_normal((5, 3))))
 
 
 def test_train_eval_is_per_module():
@@ -267,10 +251,8 @@ def test_weight_norm_on_linear_and_conv(make, shape):
     layer.weight_g.data = layer.weight_g.data * 2
     layer(x)
     np.testing.assert_allclose(layer.weight.numpy(), 2 * w0)
-    names = ["bias", "weight_g", "weight_v"]
-    run, params = with_params(layer, layer)
-    gradcheck(run, x, *params)
-    assert sorted(n for n, _ in layer.named_parameters()) == names
+    gradcheck_module(layer, x)
+    assert sorted(n for n, _ in layer.named_parameters()) == ["bias", "weight_g", "weight_v"]
     with pytest.raises(TypeError, match="no parameter 'kernel'"):
         nn.weight_norm(nn.Linear(2, 2), name="kernel")
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_norm as tg
-from tinygrad_norm import gradcheck, nn
+from tinygrad_norm import gradcheck_module, nn
 
 
 class RowNorm(nn.Module):
@@ -35,22 +35,7 @@ def test_cells_gradcheck(cell_cls, norm, rng):
     cell = params64(cell_cls(3, 4, norm=norm))
     x = tg.Tensor(rng.standard_normal((2, 3)))
     state = tuple(tg.Tensor(rng.standard_normal((2, 4))) for _ in range(2 if cell_cls is nn.LSTMCell else 1))
-    params = list(cell.parameters())
-    gradcheck(lambda x, *t: _with_params(cell, params, t[len(state):], lambda: cell(
-        x, tuple(t[:len(state)]) if len(state) == 2 else t[0])), x, *state, *params)
-
-
-def _with_params(module, params, tensors, fn):
-    """Run fn with module's parameters swapped for the given tensors (so gradcheck sees them as inputs)."""
-    stores = [(m, name) for m in module.modules() for name, p in m._parameters.items() if p is not None]
-    saved = [m._parameters[name] for m, name in stores]
-    for (m, name), t in zip(stores, tensors):
-        m._parameters[name] = t
-    try:
-        return fn()
-    finally:
-        for (m, name), p in zip(stores, saved):
-            m._parameters[name] = p
+    gradcheck_module(cell, x, *state, fn=lambda x, *s: cell(x, tuple(s) if len(s) == 2 else s[0]))
 
 
 def test_lstm_cell_matches_the_equations(rng):
@@ -118,10 +103,9 @@ def test_sequence_layer_gradcheck_with_norm_and_initial_state(layer_cls, rng):
     layer = params64(layer_cls(2, 3, num_layers=2, norm=RowNorm))
     n_state = 2 if layer_cls is nn.LSTM else 1
     state = tuple(tg.Tensor(rng.standard_normal((2, 2, 3))) for _ in range(n_state))
-    params = list(layer.parameters())
     assert any(n.startswith("norm_ih_l1") for n, _ in layer.named_parameters())
-    gradcheck(lambda x, *t: _with_params(layer, params, t[n_state:], lambda: layer(
-        x, tuple(t[:n_state]) if n_state == 2 else t[0])[0]), tg.Tensor(rng.standard_normal((3, 2, 2))), *state, *params)
+    gradcheck_module(layer, tg.Tensor(rng.standard_normal((3, 2, 2))), *state,
+                     fn=lambda x, *s: layer(x, tuple(s) if n_state == 2 else s[0])[0])
 
 
 def test_lstm_norm_hook_names_and_cell_norm():

@@ -67,3 +67,23 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
                 f"autograd gives {analytic[k]:.8g}, central differences give {numeric[k]:.8g} "
                 f"(|difference| {abs(analytic[k] - numeric[k]):.3g} > atol {atol} + rtol {rtol} * |numeric|)")
     return True
+
+
+def gradcheck_module(module, *inputs, fn=None, **tolerances):
+    """gradcheck of module(*inputs), or fn(*inputs) calling the module, with respect to the inputs and every
+    parameter of the module: float64 copies of the parameters are swapped in while fn runs."""
+    slots = [(m, name) for m in module.modules() for name, p in m._parameters.items() if p is not None]
+    call = fn or module
+
+    def run(*args):
+        saved = [m._parameters[name] for m, name in slots]
+        for (m, name), p in zip(slots, args[len(inputs):]):
+            m._parameters[name] = p
+        try:
+            return call(*args[:len(inputs)])
+        finally:
+            for (m, name), p in zip(slots, saved):
+                m._parameters[name] = p
+    params = [Tensor(m._parameters[name].data, requires_grad=True) for m, name in slots]
+    inputs = [Tensor(x.data, requires_grad=True) if isinstance(x, Tensor) and x.dtype.kind == "f" else x for x in inputs]
+    return gradcheck(run, *inputs, *params, **tolerances)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..autograd import no_grad
-from ..gradcheck import GradcheckError, gradcheck
+from ..gradcheck import GradcheckError, gradcheck_module
 from ..tensor import Tensor
 from .layer import NormLayer
 from .registry import get
@@ -53,20 +53,8 @@ def _build(cls, rng, dtype=np.float64):
 
 
 def _check_gradient(layer, x):
-    params = [p for p in layer.parameters()]
-    stores = [(m, n) for m in layer.modules() for n, p in m._parameters.items() if p is not None]
-
-    def run(x, *ps):
-        saved = [m._parameters[n] for m, n in stores]
-        for (m, n), p in zip(stores, ps):
-            m._parameters[n] = p
-        try:
-            return layer(x)
-        finally:
-            for (m, n), p in zip(stores, saved):
-                m._parameters[n] = p
-    gradcheck(run, Tensor(x), *[Tensor(p.data) for p in params])
-    return f"float64 central differences on input {x.shape} and {len(params)} parameter(s)"
+    gradcheck_module(layer, Tensor(x))
+    return f"float64 central differences on input {x.shape} and {len(list(layer.parameters()))} parameter(s)"
 
 
 def _check_shape_dtype(layer, x):

@@ -39,8 +39,9 @@ def _reduce(loss, reduction):
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
 
 
-def _targets(target, n, classes):
-    t = target.data if isinstance(target, Tensor) else get_array_module(target).asarray(target)
+def _targets(target, n, classes, like):
+    """Class indices as an integer array on the logits' device, checked against (N, C)."""
+    t = get_array_module(like).asarray(target.data if isinstance(target, Tensor) else target)
     if t.dtype.kind not in "iu" or t.shape != (n,):
         raise ValueError(f"targets must be {n} integer class indices (shape ({n},)); got {t.dtype} of shape {t.shape}")
     if t.size and (t.min() < 0 or t.max() >= classes):
@@ -52,7 +53,7 @@ def nll_loss(logp, target, reduction="mean"):
     """-logp[i, target[i]] for log-probabilities (N, C) and class indices (N,)."""
     if logp.ndim != 2:
         raise ValueError(f"nll_loss expects log-probabilities of shape (N, C); got {logp.shape}")
-    return _reduce(ops.NLLLoss.apply(logp, target=_targets(target, *logp.shape)), reduction)
+    return _reduce(ops.NLLLoss.apply(logp, target=_targets(target, *logp.shape, logp.data)), reduction)
 
 
 def cross_entropy(logits, target, reduction="mean", label_smoothing=0.0):

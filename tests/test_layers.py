@@ -111,3 +111,14 @@ def test_embedding_flatten_identity():
     assert nn.Flatten()(tg.zeros(2, 3, 4)).shape == (2, 12)
     x = tg.zeros(2)
     assert nn.Identity(5, foo=1)(x) is x
+
+
+@pytest.mark.parametrize("xshape", [(5,), (3, 5), (2, 3, 5)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_linear_op(xshape, bias, rng):
+    x, w, b = tg.Tensor(rng.standard_normal(xshape)), tg.Tensor(rng.standard_normal((4, 5))), tg.Tensor(rng.standard_normal(4))
+    out = F.linear(x, w, b if bias else None)
+    np.testing.assert_allclose(out.numpy(), x.data @ w.data.T + (b.data if bias else 0))
+    gradcheck(lambda *t: F.linear(*t), x, w, *([b] if bias else []))
+    with pytest.raises(ValueError, match="expects 5"):
+        F.linear(tg.randn(2, 3), w)

@@ -29,6 +29,13 @@ def softmax(x, axis=-1):
     return log_softmax(x, axis).exp()
 
 
+def linear(x, weight, bias=None):
+    """x (..., in) @ weightᵀ (out, in) + bias (out,), as one op."""
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input's last axis is {x.shape[-1]} but weight {weight.shape} expects {weight.shape[1]}")
+    return ops.Linear.apply(x, weight) if bias is None else ops.Linear.apply(x, weight, bias)
+
+
 def _reduce(loss, reduction):
     if reduction == "mean":
         return loss.mean()

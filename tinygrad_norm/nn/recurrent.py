@@ -5,6 +5,7 @@ weights move between the two by name. With `norm=factory` (any callable num_feat
 input and hidden projections are normalized before the bias is added, and the LSTM's cell state is
 normalized before its tanh: the layer-normalized LSTM of Ba et al. (2016) when the factory makes LayerNorm.
 """
+from .functional import linear
 from .init import uniform
 from .module import Module, Parameter
 from ..tensor import stack, zeros
@@ -32,7 +33,7 @@ class _Recurrent(Module):
 
     def _step(self, suffix, x, state):
         get = lambda name: getattr(self, name + suffix, None)
-        gi, gh = x @ get("weight_ih").T, state[0] @ get("weight_hh").T
+        gi, gh = linear(x, get("weight_ih")), linear(state[0], get("weight_hh"))
         if get("norm_ih") is not None:
             gi, gh = get("norm_ih")(gi), get("norm_hh")(gh)
         if get("bias_ih") is not None:

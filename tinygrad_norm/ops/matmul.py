@@ -24,3 +24,22 @@ class MatMul(Function):
             gb = a2.swapaxes(-1, -2) @ g2
             gb = gb[..., 0] if b.ndim == 1 else gb
         return ga, gb
+
+
+class Linear(Function):
+    """out = x @ wᵀ (+ b) for x (..., in), w (out, in), b (out,): one op instead of transpose, matmul and add.
+
+    Backward: dx = g @ w, dw = gᵀ @ x and db = Σ g over the leading axes (flattened to one)."""
+    def forward(self, x, w, b=None):
+        self.x, self.w = x, w
+        out = x @ w.T
+        if b is not None:
+            out += b
+        return out
+
+    def backward(self, g):
+        x2, g2 = self.x.reshape(-1, self.x.shape[-1]), g.reshape(-1, g.shape[-1])
+        gx = g @ self.w if self.needs_grad[0] else None
+        gw = g2.T @ x2 if self.needs_grad[1] else None
+        gb = g2.sum(axis=0) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
+        return gx, gw, gb

@@ -62,7 +62,8 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--only", default="", help="substring filter on case names")
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench_norms.json"),
+                    help="where to write the results (default: benchmarks/results/bench_norms.json)")
     args = ap.parse_args(argv)
     torch = try_torch(threads=os.cpu_count() if args.device == "cpu" else None)
     rows = []

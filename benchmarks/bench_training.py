@@ -137,7 +137,8 @@ def train_digits(torch, epochs=5, batch=32):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=15)
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench_training.json"),
+                    help="where to write the results (default: benchmarks/results/bench_training.json)")
     args = ap.parse_args(argv)
     torch = try_torch(threads=os.cpu_count())
     cases = [

@@ -1,5 +1,6 @@
 """Timing helpers shared by the benchmarks: interleaved runs, medians, a table, JSON output."""
 import json
+import os
 import platform
 import statistics
 import time
@@ -32,7 +33,6 @@ def median_ms(fns, repeat=15, warmup=3):
 
 
 def machine():
-    import os
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}"
 
 
@@ -47,5 +47,6 @@ def report(title, rows, path=None):
         print(f"{r['name']:44s} {r['ours_ms']:9.3f} {torch_ms} {ratio:6.2f}" if ratio else
               f"{r['name']:44s} {r['ours_ms']:9.3f} {torch_ms} {'-':>6s}")
     if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as f:
             json.dump({"title": title, "machine": machine(), "rows": rows}, f, indent=2)

@@ -106,6 +106,8 @@ def plot_curves(out, name, curves, title, xlabel="epoch", ylabel="train loss", *
         xs, ys = ys if isinstance(ys, tuple) else (range(1, len(ys) + 1), ys)
         ax.plot(xs, ys, marker="o", label=label)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, **axes)
+    if "xticks" in axes:
+        ax.minorticks_off()  # on a log axis the minor labels would crowd the chosen ticks
     ax.legend(fontsize=8)
     save_figure(fig, out, name)
 

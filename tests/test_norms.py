@@ -290,3 +290,13 @@ def test_builtins_take_the_fused_kernels_when_numba_is_there(make, shape, kind, 
     layer = make()
     fast = layer.plan(shape)[-1]
     assert (fast is None) if kernels == "numpy" else (fast[0] == kind)
+
+
+def test_small_inputs_use_serial_kernels_and_large_ones_parallel(kernels):
+    from tinygrad_norm.norms import cpu_kernels
+    if kernels != "numba":
+        pytest.skip("about the numba kernels' own size switch")
+    fast = nn.LayerNorm(512).plan((4, 512))[-1]
+    assert cpu_kernels._kernel(fast, 0)[0] is cpu_kernels.KERNELS["elementwise"][0][1]  # serial
+    fast = nn.LayerNorm(512).plan((1024, 512))[-1]
+    assert cpu_kernels._kernel(fast, 0)[0] is cpu_kernels.KERNELS["elementwise"][0][0]  # parallel

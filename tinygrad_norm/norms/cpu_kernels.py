@@ -56,7 +56,6 @@ def layout(view, axes, param_shape):
 
 
 if numba is not None:
-    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
     def _rows_forward(x, w, b, eps, center, out, mean, var):
         nb, nk, nj, ni = x.shape
         n = nj * ni
@@ -82,7 +81,6 @@ if numba is not None:
                 for i in range(ni):
                     out[p, k, j, i] = x[p, k, j, i] * a + c
 
-    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
     def _rows_backward(x, dy, w, mean, var, eps, center, dx, dw, db):
         """dw, db: (chunks, K, Ip) float64 partial sums, one slab per parallel chunk (no races)."""
         nb, nk, nj, ni = x.shape
@@ -113,7 +111,6 @@ if numba is not None:
                     for i in range(ni):
                         dx[p, k, j, i] = a * dy[p, k, j, i] + bx * x[p, k, j, i] + c0
 
-    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
     def _elementwise_forward(x, w, b, eps, center, out, mean, var):
         """Rows whose γ varies along every pooled element (LayerNorm): x (B, K, I), w (K, I)."""
         nb, nk, ni = x.shape
@@ -135,7 +132,6 @@ if numba is not None:
             for i in range(ni):
                 o[i] = (row[i] - m) * inv * wk[i] + bk[i]
 
-    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
     def _elementwise_backward(x, dy, w, mean, var, eps, center, dx, dw, db):
         """dw, db: (chunks, K, I) partial sums, one slab per parallel chunk."""
         nb, nk, ni = x.shape
@@ -158,7 +154,6 @@ if numba is not None:
                 for i in range(ni):
                     drow[i] = (grow[i] * wk[i] - mg - (row[i] - m) * inv * mgx) * inv
 
-    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
     def _columns_forward(x, w, b, eps, center, out, mean, var):
         nb, nk, ni = x.shape
         n = nb * ni
@@ -183,7 +178,6 @@ if numba is not None:
                 for i in range(ni):
                     out[p, k, i] = x[p, k, i] * a + c
 
-    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
     def _columns_backward(x, dy, w, mean, var, eps, center, dx, dw, db):
         nb, nk, ni = x.shape
         n = nb * ni
@@ -206,7 +200,6 @@ if numba is not None:
                 for i in range(ni):
                     dx[p, k, i] = a * dy[p, k, i] + bx * x[p, k, i] + c0
 
-    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
     def _wide_forward(x, w, b, eps, center, out, mean, var, blocks):
         """Columns with I = 1 (BatchNorm on (N, C)): blocks of k, rows read as contiguous slices. One pass for
         the statistics, shifted by the first row so the variance does not cancel on a large offset."""
@@ -236,7 +229,6 @@ if numba is not None:
                 for k in range(n):
                     o[k] = row[k] * a[k] + c[k]
 
-    @njit(parallel=True, fastmath=FAST_MATH, cache=True)
     def _wide_backward(x, dy, w, mean, var, eps, center, dx, dw, db, blocks):
         nb, nk = x.shape
         for blk in prange(blocks):
@@ -264,6 +256,19 @@ if numba is not None:
                     drow[k] = a[k] * grow[k] + bx[k] * row[k] + c0[k]
 
 
+    def _compile(fn):
+        """(parallel, serial) compilations of one kernel: threads pay off only on large arrays, and on small ones
+        numba's pool would fight BLAS's spinning threads for the same cores (a 12x slowdown of a BN MLP step)."""
+        return (njit(parallel=True, fastmath=FAST_MATH, cache=True)(fn),
+                njit(parallel=False, fastmath=FAST_MATH, cache=True)(fn))
+
+    KERNELS = {name: (_compile(fwd), _compile(bwd)) for name, (fwd, bwd) in {
+        "rows": (_rows_forward, _rows_backward), "elementwise": (_elementwise_forward, _elementwise_backward),
+        "columns": (_columns_forward, _columns_backward), "wide": (_wide_forward, _wide_backward)}.items()}
+
+PARALLEL_MIN = 1 << 18  # elements; below this one thread is faster than waking two (measured on 2 cores)
+
+
 def _param_view(p, fast, view, param_shape, dtype):
     """γ or β as a kernel reads it: (K, Ip) for rows, (K,) for columns, contiguous (a zero-stride view would
     stop numba from vectorising; these are parameter-sized, so the copy is cheap)."""
@@ -283,15 +288,16 @@ def param_grad(partial, fast, view, param_shape, like):
 
 
 def _kernel(fast, direction):
-    """(kernel, array shape it takes, extra arguments) for a layout."""
+    """(kernel, array shape it takes, extra arguments) for a layout; parallel only for large inputs."""
     kind, sizes, _ = fast
-    if kind == "rows" and sizes[3] == 1:
-        return (_elementwise_forward, _elementwise_backward)[direction], sizes[:3], ()
+    threads = math.prod(sizes) >= PARALLEL_MIN
+    pick = lambda name: KERNELS[name][direction][0 if threads else 1]
     if kind == "rows":
-        return (_rows_forward, _rows_backward)[direction], sizes, ()
+        return (pick("elementwise"), sizes[:3], ()) if sizes[3] == 1 else (pick("rows"), sizes, ())
     if sizes[2] == 1:
-        return (_wide_forward, _wide_backward)[direction], sizes[:2], (min(sizes[1], 4 * numba.get_num_threads()),)
-    return (_columns_forward, _columns_backward)[direction], sizes, ()
+        blocks = min(sizes[1], 4 * numba.get_num_threads()) if threads else 1
+        return pick("wide"), sizes[:2], (blocks,)
+    return pick("columns"), sizes, ()
 
 
 def forward(fast, x, weight, bias, view, param_shape, eps, center):

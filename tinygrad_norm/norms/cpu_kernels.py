@@ -12,6 +12,7 @@ switch these off; the NumPy path is the reference they are tested against.
 """
 import math
 import os
+import types
 
 import numpy as np
 
@@ -56,23 +57,25 @@ def layout(view, axes, param_shape):
 
 
 if numba is not None:
+    @njit(fastmath=FAST_MATH, cache=True)
+    def _moments(row, center):
+        """(mean, variance) of a 1-D array in one pass, shifted by its first element; float64 accumulators make
+        the cancellation harmless (error ≈ offset² · 1e-16). Without centering: (0, mean square)."""
+        shift = row[0] if center else 0.0
+        s1, s2 = 0.0, 0.0
+        for i in range(row.size):
+            d = row[i] - shift
+            s1 += d
+            s2 += d * d
+        m1 = s1 / row.size if center else 0.0
+        return shift + m1, s2 / row.size - m1 * m1
+
     def _rows_forward(x, w, b, eps, center, out, mean, var):
         nb, nk, nj, ni = x.shape
         n = nj * ni
         for r in prange(nb * nk):
             p, k = r // nk, r % nk
-            m = 0.0
-            if center:
-                for j in range(nj):
-                    for i in range(ni):
-                        m += x[p, k, j, i]
-                m /= n
-            v = 0.0
-            for j in range(nj):
-                for i in range(ni):
-                    d = x[p, k, j, i] - m
-                    v += d * d
-            v /= n
+            m, v = _moments(x[p, k].reshape(n), center)
             inv = 1.0 / math.sqrt(v + eps)
             mean[p, k], var[p, k] = m, v
             for j in range(nj):
@@ -117,16 +120,7 @@ if numba is not None:
         for r in prange(nb * nk):
             p, k = r // nk, r % nk
             row, o, wk, bk = x[p, k], out[p, k], w[k], b[k]
-            m = 0.0
-            if center:
-                for i in range(ni):
-                    m += row[i]
-                m /= ni
-            v = 0.0
-            for i in range(ni):
-                d = row[i] - m
-                v += d * d
-            v /= ni
+            m, v = _moments(row, center)
             inv = 1.0 / math.sqrt(v + eps)
             mean[p, k], var[p, k] = m, v
             for i in range(ni):
@@ -158,18 +152,15 @@ if numba is not None:
         nb, nk, ni = x.shape
         n = nb * ni
         for k in prange(nk):
-            m = 0.0
-            if center:
-                for p in range(nb):
-                    for i in range(ni):
-                        m += x[p, k, i]
-                m /= n
-            v = 0.0
+            shift = x[0, k, 0] if center else 0.0
+            s1, s2 = 0.0, 0.0
             for p in range(nb):
                 for i in range(ni):
-                    d = x[p, k, i] - m
-                    v += d * d
-            v /= n
+                    d = x[p, k, i] - shift
+                    s1 += d
+                    s2 += d * d
+            m1 = s1 / n if center else 0.0
+            m, v = shift + m1, s2 / n - m1 * m1
             inv = 1.0 / math.sqrt(v + eps)
             mean[k], var[k] = m, v
             a = inv * w[k]
@@ -258,9 +249,14 @@ if numba is not None:
 
     def _compile(fn):
         """(parallel, serial) compilations of one kernel: threads pay off only on large arrays, and on small ones
-        numba's pool would fight BLAS's spinning threads for the same cores (a 12x slowdown of a BN MLP step)."""
-        return (njit(parallel=True, fastmath=FAST_MATH, cache=True)(fn),
-                njit(parallel=False, fastmath=FAST_MATH, cache=True)(fn))
+        numba's pool would fight BLAS's spinning threads for the same cores (a 12x slowdown of a BN MLP step).
+        Each gets its own name: numba's disk cache keys on the name, not on `parallel`."""
+        def renamed(suffix):
+            f = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+            f.__qualname__ = fn.__qualname__ + suffix
+            return f
+        return (njit(parallel=True, fastmath=FAST_MATH, cache=True)(renamed("_parallel")),
+                njit(parallel=False, fastmath=FAST_MATH, cache=True)(renamed("_serial")))
 
     KERNELS = {name: (_compile(fwd), _compile(bwd)) for name, (fwd, bwd) in {
         "rows": (_rows_forward, _rows_backward), "elementwise": (_elementwise_forward, _elementwise_backward),

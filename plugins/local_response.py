@@ -24,7 +24,7 @@ class LocalResponseNorm(Module):
         if x.ndim < 3:
             raise ValueError(f"LocalResponseNorm expects input of shape (N, C, ...) with at least 3 axes; got {x.shape}")
         n = self.size
-        window = (x * x).window_sum(axis=1, before=n // 2, after=(n - 1) // 2)
+        window = (x ** 2).window_sum(axis=1, before=n // 2, after=(n - 1) // 2)
         return x * (window * (self.alpha / n) + self.k) ** -self.beta
 
     def extra_repr(self):

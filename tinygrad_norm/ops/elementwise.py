@@ -40,6 +40,8 @@ class Neg(Function):
 def _power(a, p):
     """a ** p, by square roots where p is a common fraction (several times cheaper than pow on floats)."""
     xp = get_array_module(a)
+    if p == 1:
+        return a
     if p == 2:
         return a * a
     if p in (0.5, 0.75):

@@ -31,22 +31,24 @@ def windows(xp_, kernel, stride, dilation, out_hw):
 
 
 def scatter_windows(gwin, in_shape, kernel, stride, dilation, padding):
-    """Adjoint of `windows` followed by padding: sum (N, C, OH, OW, kh, kw) window gradients into (N, C, H, W)."""
+    """Adjoint of `windows` followed by padding: sum window gradients, laid out (N, C, kh, kw, OH, OW), into
+    (N, C, H, W): one strided add per kernel position."""
     n, c, h, w = in_shape
     (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
-    oh, ow = gwin.shape[2:4]
+    oh, ow = gwin.shape[4:6]
     g = get_array_module(gwin).zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gwin.dtype)
     for i in range(kernel[0]):
         for j in range(kernel[1]):
-            g[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw] += gwin[:, :, :, :, i, j]
+            g[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw] += gwin[:, :, i, j]
     return g[:, :, ph:ph + h, pw:pw + w]
 
 
 class Conv2d(Function):
     """out[n, o] = Σ_{c in o's group, i, j} x_pad[n, c, s·y + d·i, s·x + d·j] · w[o, c, i, j] (+ b[o]).
 
-    x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) or absent. Computed as one batched matmul per
-    group: cols (G, N·OH·OW, C/G·kh·kw) @ w (G, C/G·kh·kw, O/G).
+    x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) or absent. Caffe's layout: the columns are
+    (N, G, C/G·kh·kw, OH·OW), copied once from the windows view, and w (G, O/G, C/G·kh·kw) @ columns gives
+    (N, G, O/G, OH·OW), which is already the output in NCHW order.
     """
     def forward(self, x, w, b=None):
         xp = get_array_module(x)
@@ -61,26 +63,23 @@ class Conv2d(Function):
         if oh <= 0 or ow <= 0:
             raise ValueError(f"Conv2d: input {x.shape} is smaller than the kernel {(kh, kw)} (with dilation {self.dilation})")
         win = windows(pad_hw(x, self.padding), (kh, kw), self.stride, self.dilation, (oh, ow))
-        # (N, G, Cg, OH, OW, kh, kw) -> (G, N, OH, OW, Cg, kh, kw): the one im2col copy
-        self.cols = xp.ascontiguousarray(win.reshape(n, g, cg, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)) \
-            .reshape(g, n * oh * ow, cg * kh * kw)
+        self.cols = xp.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(n, g, cg * kh * kw, oh * ow)
         self.wm = w.reshape(g, o // g, cg * kh * kw)
         self.x_shape, self.w_shape, self.out_hw = x.shape, w.shape, (oh, ow)
-        out = self.cols @ self.wm.transpose(0, 2, 1)  # (G, N·OH·OW, O/G)
-        out = out.reshape(g, n, oh, ow, o // g).transpose(1, 0, 4, 2, 3).reshape(n, o, oh, ow)
+        out = (self.wm @ self.cols).reshape(n, o, oh, ow)
         if b is not None:
             out += b.reshape(1, o, 1, 1)
-        return xp.ascontiguousarray(out)
+        return out
 
     def backward(self, gy):
         n, c, h, wd = self.x_shape
         o, cg, kh, kw = self.w_shape
         g, (oh, ow) = self.groups, self.out_hw
-        gm = gy.reshape(n, g, o // g, oh, ow).transpose(1, 0, 3, 4, 2).reshape(g, n * oh * ow, o // g)
-        gw = (gm.transpose(0, 2, 1) @ self.cols).reshape(self.w_shape) if self.needs_grad[1] else None
+        gm = gy.reshape(n, g, o // g, oh * ow)
+        gw = (gm @ self.cols.swapaxes(-1, -2)).sum(axis=0).reshape(self.w_shape) if self.needs_grad[1] else None
         gx = None
         if self.needs_grad[0]:
-            gwin = (gm @ self.wm).reshape(g, n, oh, ow, cg, kh, kw).transpose(1, 0, 4, 2, 3, 5, 6).reshape(n, c, oh, ow, kh, kw)
+            gwin = (self.wm.swapaxes(-1, -2) @ gm).reshape(n, c, kh, kw, oh, ow)
             gx = scatter_windows(gwin, self.x_shape, (kh, kw), self.stride, self.dilation, self.padding)
         gb = gy.sum(axis=(0, 2, 3)) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         return gx, gw, gb
@@ -98,7 +97,8 @@ class _Pool2d(Function):
         return windows(pad_hw(x, self.padding, self.pad_value), self.kernel, self.stride, (1, 1), (oh, ow))
 
     def _scatter(self, gwin):
-        return scatter_windows(gwin, self.x_shape, self.kernel, self.stride, (1, 1), self.padding)
+        """gwin laid out like the windows, (N, C, OH, OW, kh, kw)."""
+        return scatter_windows(gwin.transpose(0, 1, 4, 5, 2, 3), self.x_shape, self.kernel, self.stride, (1, 1), self.padding)
 
 
 class MaxPool2d(_Pool2d):

@@ -97,3 +97,10 @@ def test_adaptive_avg_pool(out, rng):
     w0, w1 = 0, -(-7 // ow)
     np.testing.assert_allclose(y.numpy()[:, :, 0, 0], x.data[:, :, h0:h1, w0:w1].mean(axis=(2, 3)))
     gradcheck(lambda t: F.adaptive_avg_pool2d(t, out), x)
+
+
+@pytest.mark.parametrize("pool,reduce,pad_value", [(F.max_pool2d, np.max, -np.inf), (F.avg_pool2d, np.mean, 0.0)])
+def test_pools_whose_windows_tile_the_input(pool, reduce, pad_value, rng):
+    x = tg.Tensor(rng.standard_normal((2, 3, 6, 4)))  # 2x2 windows, stride 2: each element in exactly one window
+    np.testing.assert_allclose(pool(x, 2).numpy(), pool_reference(x.data, 2, 2, 0, reduce, pad_value))
+    gradcheck(lambda t: pool(t, 2), x)

@@ -18,19 +18,22 @@ from tinygrad_norm import nn, norms  # noqa: E402
 PACKAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "frn_plugin")
 
 
+def install_into(site):
+    """pip-install the example plugin package into the folder `site` (built in isolation, so it needs nothing
+    from the current environment); raises with pip's own output if that fails."""
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--upgrade", "--target", site,
+                             PACKAGE], capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"pip could not install {PACKAGE}:\n{result.stdout}{result.stderr}")
+
+
 def ensure_installed(out, log=print):
-    """Make the 'frn' plugin loadable: pip-install the example package into a folder on sys.path if needed."""
+    """Make the 'frn' plugin loadable: install the example package into a folder on sys.path if needed."""
     if "frn" in norms.available():
         return "already installed"
     site = os.path.abspath(os.path.join(out, "frn_site"))
-    try:
-        import setuptools  # noqa: F401
-        isolation = ["--no-build-isolation"]
-    except ImportError:
-        isolation = []
     log(f"installing {PACKAGE} into {site}")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation, "--upgrade", "--target", site,
-                    PACKAGE], check=True, capture_output=True)
+    install_into(site)
     sys.path.insert(0, site)
     norms.refresh()  # scan the entry points again, now that the package is there
     return f"installed into {site}"

@@ -95,7 +95,7 @@ def run(quick=False, seed=0, out="results", log=print):
                      "final train loss": curves[label][-1], "seconds": time.perf_counter() - start})
         if bn:
             checks = bn_checks(model, x, xt)
-    text = save(out, "lenet_bn", rows, ["model", "test accuracy", "final train loss", "seconds"],
+    save(out, "lenet_bn", rows, ["model", "test accuracy", "final train loss", "seconds"],
                 {"epochs": epochs, "seed": seed, "train images": len(x), "bn1": checks})
     print("bn1 after training: " + ", ".join(f"{k} {v:.3g}" for k, v in checks.items()))
     plot_curves(out, "lenet_bn", {f"{label} (test acc {row['test accuracy']:.3f})": c

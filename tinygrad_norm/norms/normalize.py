@@ -13,7 +13,6 @@ Backward is closed form, the same for every pattern: with g = dy·γ,
     dx = r·g                               (fixed running statistics, eval mode)
     dγ = Σ dy·x̂,  dβ = Σ dy               (summed over the axes γ does not vary along)
 """
-import math
 
 import numpy as np
 

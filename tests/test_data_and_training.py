@@ -62,7 +62,7 @@ def test_mlp_learns_digits():
     tg.manual_seed(0)
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 10))
     acc = accuracy(train(mlp, xtr, ytr, epochs=10), xte, yte)
-    assert acc > 0.95, acc  # measured 0.975-0.981 with seed 0
+    assert acc > 0.95, acc  # measured 0.983 with seed 0 (10 epochs, 0.10 s)
 
 
 def test_cnn_learns_digits():
@@ -71,7 +71,7 @@ def test_cnn_learns_digits():
     cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10))
     acc = accuracy(train(cnn, xtr, ytr, epochs=5), xte, yte)
-    assert acc > 0.95, acc  # measured 0.978 with seed 0
+    assert acc > 0.95, acc  # measured 0.978 with seed 0 (5 epochs, 0.29 s)
 
 
 def test_gru_reads_digits_row_by_row():
@@ -88,4 +88,4 @@ def test_gru_reads_digits_row_by_row():
             return self.head(self.rnn(x.reshape(x.shape[0], 8, 8))[1][0])
 
     acc = accuracy(train(RowReader(), xtr, ytr, epochs=4), xte, yte)
-    assert acc > 0.85, acc
+    assert acc > 0.85, acc  # measured 0.928 with seed 0 (4 epochs, 0.43 s)

@@ -58,24 +58,24 @@ def layout(view, axes, param_shape):
 
 if numba is not None:
     @njit(fastmath=FAST_MATH, cache=True)
-    def _moments(row, center):
-        """(mean, variance) of a 1-D array in one pass, shifted by its first element; float64 accumulators make
+    def _moments(block, center):
+        """(mean, variance) of a 2-D block in one pass, shifted by its first element; float64 accumulators make
         the cancellation harmless (error ≈ offset² · 1e-16). Without centering: (0, mean square)."""
-        shift = row[0] if center else 0.0
+        shift = block[0, 0] if center else 0.0
         s1, s2 = 0.0, 0.0
-        for i in range(row.size):
-            d = row[i] - shift
-            s1 += d
-            s2 += d * d
-        m1 = s1 / row.size if center else 0.0
-        return shift + m1, s2 / row.size - m1 * m1
+        for a in range(block.shape[0]):
+            for i in range(block.shape[1]):
+                d = block[a, i] - shift
+                s1 += d
+                s2 += d * d
+        m1 = s1 / block.size if center else 0.0
+        return shift + m1, s2 / block.size - m1 * m1
 
     def _rows_forward(x, w, b, eps, center, out, mean, var):
         nb, nk, nj, ni = x.shape
-        n = nj * ni
         for r in prange(nb * nk):
             p, k = r // nk, r % nk
-            m, v = _moments(x[p, k].reshape(n), center)
+            m, v = _moments(x[p, k], center)
             inv = 1.0 / math.sqrt(v + eps)
             mean[p, k], var[p, k] = m, v
             for j in range(nj):
@@ -120,7 +120,7 @@ if numba is not None:
         for r in prange(nb * nk):
             p, k = r // nk, r % nk
             row, o, wk, bk = x[p, k], out[p, k], w[k], b[k]
-            m, v = _moments(row, center)
+            m, v = _moments(x[p, k:k + 1], center)
             inv = 1.0 / math.sqrt(v + eps)
             mean[p, k], var[p, k] = m, v
             for i in range(ni):
@@ -152,6 +152,7 @@ if numba is not None:
         nb, nk, ni = x.shape
         n = nb * ni
         for k in prange(nk):
+            # _moments inlined: handed the strided block x[:, k] it does not vectorise (BN2d forward 0.9 -> 2.1 ms)
             shift = x[0, k, 0] if center else 0.0
             s1, s2 = 0.0, 0.0
             for p in range(nb):

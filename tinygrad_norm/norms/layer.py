@@ -89,15 +89,15 @@ class NormLayer(Module):
         if self.input_ndims and x.ndim not in self.input_ndims:
             raise ValueError(f"{self.label}: expects {' or '.join(map(str, self.input_ndims))}-D input; got shape {x.shape}")
         binding, view, axes, param_shape, batch_axes, fast = self.plan(x.shape)
-        use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats and self.training and binding.count == 1:
+        if self.training and binding.count == 1:
             raise ValueError(
                 f"{self.label}: training needs more than one value per statistic, but input shape {x.shape} gives "
                 f"exactly one (pattern {self.pattern.text!r} pools axes {self.pattern.reduced_names()}); use eval() "
                 f"mode with running statistics, a larger batch, or a norm that does not pool over the batch, "
                 f"such as GroupNorm")
-        record = {} if use_batch_stats and self.training and self.track_running_stats else None
-        stats = None if use_batch_stats else self._running_stats(view, axes, batch_axes, x.dtype)
+        record = {} if self.training and self.track_running_stats else None
+        use_running = not self.training and self.track_running_stats
+        stats = self._running_stats(view, axes, batch_axes, x.dtype) if use_running else None
         params = [p for p in (self.weight, self.bias) if p is not None]
         eps = np.finfo(x.dtype).eps if self.eps is None else self.eps
         out = Normalize.apply(x, *params, view=view, axes=axes, param_shape=param_shape, eps=eps,

@@ -122,32 +122,12 @@ def _check_running_stats(layer, x):
     shape = [binding.expanded_shape[i] if i in kept else 1 for i in range(xe.ndim)]
     rm = 0 if mean is None else layer.running_mean.numpy().reshape(shape)
     xhat = (xe - rm) / np.sqrt(layer.running_var.numpy().reshape(shape) + layer.eps)
-    w = 1 if layer.weight is None else layer.weight.numpy()
-    b = 0 if layer.bias is None else layer.bias.numpy()
-    expected = (xhat.reshape(x.shape) * _param_view(layer, binding, w) + _param_view(layer, binding, b))
-    np.testing.assert_allclose(y.reshape(x.shape), expected, rtol=1e-6, atol=1e-8, err_msg="eval mode does not use the running statistics")
+    # γ, β broadcast over the expanded axes: their sizes on the parameter axes, 1 elsewhere (same element order)
+    pshape = [size if name in layer.param_names else 1 for name, size in zip(binding.names, binding.expanded_shape)]
+    w = 1 if layer.weight is None else layer.weight.numpy().reshape(pshape)
+    b = 0 if layer.bias is None else layer.bias.numpy().reshape(pshape)
+    np.testing.assert_allclose(y, xhat * w + b, rtol=1e-6, atol=1e-8, err_msg="eval mode does not use the running statistics")
     layer.train()
-
-
-def _param_view(layer, binding, p):
-    if np.ndim(p) == 0:
-        return p
-    shape = [1] * len(binding.input_shape)
-    dims = [i for i, n in enumerate(_input_tokens(layer, binding)) if n]
-    for d, size in zip(dims, p.shape):
-        shape[d] = size
-    return p.reshape(shape)
-
-
-def _input_tokens(layer, binding):
-    """For each input axis, whether it carries parameters."""
-    out = []
-    for item in layer.pattern.inputs:
-        if item == "...":
-            out += [False] * (len(binding.input_shape) - (len(layer.pattern.inputs) - 1))
-        else:
-            out.append(any(n in layer.param_names for n in (item if isinstance(item, tuple) else (item,))))
-    return out
 
 
 def _check_weight_plugin(cls, rng):

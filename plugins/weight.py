@@ -14,12 +14,13 @@ class WeightNorm:
     def __init__(self, name="weight", dim=0):
         self.param, self.dim = name, dim
 
-    def norm_axes(self, ndim):
-        return tuple(i for i in range(ndim) if i != self.dim % ndim)
+    def norm(self, v):
+        """‖v‖ over every axis but `dim`, kept for broadcasting; works on arrays and on Tensors alike."""
+        return (v * v).sum(axis=tuple(i for i in range(v.ndim) if i != self.dim % v.ndim), keepdims=True) ** 0.5
 
     def compute_weight(self, module):
         g, v = getattr(module, self.param + "_g"), getattr(module, self.param + "_v")
-        return v * (g / (v * v).sum(axis=self.norm_axes(v.ndim), keepdims=True).sqrt())
+        return v * (g / self.norm(v))
 
     def __call__(self, module, args):
         object.__setattr__(module, self.param, self.compute_weight(module))
@@ -31,8 +32,7 @@ class WeightNorm:
             raise TypeError(f"weight norm: {type(module).__name__} has no parameter {name!r} to normalize")
         hook = cls(name, dim)
         delattr(module, name)
-        norm = ((weight.data ** 2).sum(axis=hook.norm_axes(weight.ndim), keepdims=True)) ** 0.5
-        setattr(module, name + "_g", Parameter(norm))
+        setattr(module, name + "_g", Parameter(hook.norm(weight.data)))
         setattr(module, name + "_v", Parameter(weight.data.copy()))
         module.register_forward_pre_hook(hook)
         hook(module, ())

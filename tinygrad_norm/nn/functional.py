@@ -90,40 +90,39 @@ def dropout(x, p=0.5, training=True):
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """x (N, C, H, W) ⋆ weight (O, C/groups, kh, kw) + bias (O,) -> (N, O, OH, OW)."""
-    if x.ndim != 4:
-        raise ValueError(f"conv2d expects input of shape (N, C, H, W); got {x.shape}")
+    _check_rank("conv2d", x, "N, C, H, W")
     args = (x, weight) if bias is None else (x, weight, bias)
     return ops.Conv2d.apply(*args, stride=_pair(stride), padding=_pair(padding), dilation=_pair(dilation), groups=groups)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """x (N, C, L) ⋆ weight (O, C/groups, k) -> (N, O, OL), as conv2d on a height-1 image."""
-    if x.ndim != 3:
-        raise ValueError(f"conv1d expects input of shape (N, C, L); got {x.shape}")
+    _check_rank("conv1d", x, "N, C, L")
     out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride), (0, padding), (1, dilation), groups)
     return out.squeeze(2)
 
 
-def _check_4d(name, x):
-    if x.ndim != 4:
-        raise ValueError(f"{name} expects input of shape (N, C, H, W); got {x.shape}")
+def _check_rank(name, x, axes):
+    """`axes` names the expected axes, e.g. "N, C, H, W"; a tensor of another rank is an error saying both."""
+    if x.ndim != axes.count(",") + 1:
+        raise ValueError(f"{name} expects input of shape ({axes}); got {x.shape}")
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
-    _check_4d("max_pool2d", x)
+    _check_rank("max_pool2d", x, "N, C, H, W")
     k = _pair(kernel_size)
     return ops.MaxPool2d.apply(x, kernel=k, stride=_pair(stride or k), padding=_pair(padding))
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    _check_4d("avg_pool2d", x)
+    _check_rank("avg_pool2d", x, "N, C, H, W")
     k = _pair(kernel_size)
     return ops.AvgPool2d.apply(x, kernel=k, stride=_pair(stride or k), padding=_pair(padding))
 
 
 def adaptive_avg_pool2d(x, output_size):
     """Average over PyTorch's adaptive bins: bin i spans [floor(i·H/OH), ceil((i+1)·H/OH))."""
-    _check_4d("adaptive_avg_pool2d", x)
+    _check_rank("adaptive_avg_pool2d", x, "N, C, H, W")
     (oh, ow), (h, w) = _pair(output_size), x.shape[2:]
     if (oh, ow) == (1, 1):
         return x.mean(axis=(2, 3), keepdims=True)

@@ -9,7 +9,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..norms import get
+from ..norms import Pattern, get
 from ..tensor import Tensor
 
 
@@ -20,7 +20,6 @@ def build_for_input(cls, shape):
         return cls.for_input(shape)
     if getattr(cls, "pattern", None) is None:
         raise TypeError(f"plugin {cls.name!r} has its own forward and no for_input(shape) to build it for a picture")
-    from ..norms import Pattern
     pattern = Pattern(cls.pattern, owner=cls.name)
     if not cls.param_axes:
         return cls()

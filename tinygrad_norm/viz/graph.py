@@ -39,11 +39,10 @@ class _Drawing:
                 self.paths[id(m)] = (model,) + tuple(by_name[".".join(parts[:i])] for i in range(1, len(parts) + 1))
                 self.module_names[id(m)] = name or m.type_name
                 for kind, store in (("param", m._parameters), ("buffer", m._buffers)):
-                    for t in store.values():
-                        if t is not None:
-                            self.owner.setdefault(id(t), m)
-                            self.kinds[id(t)] = kind
-            self.names = {id(t): n for n, t in list(model.named_parameters()) + list(model.named_buffers())}
+                    for key, t in store.items():
+                        if t is not None and id(t) not in self.owner:  # a shared tensor keeps its first name
+                            self.owner[id(t)], self.kinds[id(t)] = m, kind
+                            self.names[id(t)] = f"{name}.{key}" if name else key
         unknown = set(collapse) - {self.module_names.get(id(m)) for m in (model.modules() if model else ())}
         if unknown:
             raise ValueError(f"collapse names modules the model does not have: {sorted(unknown)}")

@@ -76,29 +76,25 @@ def ln_lstm_torch(torch, hidden):
     return Model()
 
 
-def step_fns(torch, ours, theirs, shape, classes=10):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(shape).astype(np.float32)
-    y = rng.integers(0, classes, shape[0])
-    opt = optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
+def step_fns(torch, ours, theirs, lr=0.01):
+    """[ours, torch's]: step(x, y) runs one SGD-momentum training step on a NumPy batch (torch's only if installed)."""
+    opt = optim.SGD(ours.parameters(), lr=lr, momentum=0.9)
 
-    def ours_step():
+    def ours_step(x, y):
         loss = F.cross_entropy(ours(tg.Tensor(x)), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    fns = [ours_step]
-    if torch is not None:
-        topt = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
-        xt, yt = torch.tensor(x), torch.tensor(y)
+    if torch is None:
+        return [ours_step]
+    topt = torch.optim.SGD(theirs.parameters(), lr=lr, momentum=0.9)
 
-        def torch_step():
-            loss = torch.nn.functional.cross_entropy(theirs(xt), yt)
-            topt.zero_grad()
-            loss.backward()
-            topt.step()
-        fns.append(torch_step)
-    return fns
+    def torch_step(x, y):
+        loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y))
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+    return [ours_step, torch_step]
 
 
 def train_digits(torch, epochs=5, batch=32):
@@ -106,30 +102,12 @@ def train_digits(torch, epochs=5, batch=32):
     x, y, _, _ = load_digits()
     order = [np.random.default_rng(e).permutation(len(x)) for e in range(epochs)]
     tg.manual_seed(0)
-    ours = digits_cnn(nn, BN2)
     times = []
-    opt = optim.SGD(ours.parameters(), lr=0.05, momentum=0.9)
-    t = time.perf_counter()
-    for idx in order:
-        for k in range(0, len(x) - batch + 1, batch):
-            b = idx[k:k + batch]
-            loss = F.cross_entropy(ours(tg.Tensor(x[b])), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    times.append(time.perf_counter() - t)
-    if torch is not None:
-        theirs = digits_cnn(torch.nn, BN2)
-        topt = torch.optim.SGD(theirs.parameters(), lr=0.05, momentum=0.9)
-        xt, yt = torch.tensor(x), torch.tensor(y)
+    for step in step_fns(torch, digits_cnn(nn, BN2), digits_cnn(torch.nn, BN2) if torch else None, lr=0.05):
         t = time.perf_counter()
         for idx in order:
             for k in range(0, len(x) - batch + 1, batch):
-                b = torch.tensor(idx[k:k + batch])
-                loss = torch.nn.functional.cross_entropy(theirs(xt[b]), yt[b])
-                topt.zero_grad()
-                loss.backward()
-                topt.step()
+                step(x[idx[k:k + batch]], y[idx[k:k + batch]])
         times.append(time.perf_counter() - t)
     return times
 
@@ -151,7 +129,9 @@ def main(argv=None):
     for label, make, shape in cases:
         ours = make(nn) if make else ln_lstm_ours(128)
         theirs = (make(torch.nn) if make else ln_lstm_torch(torch, 128)) if torch else None
-        ms = median_ms(step_fns(torch, ours, theirs, shape), repeat=args.repeat)
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, shape[0])
+        ms = median_ms([lambda step=step: step(x, y) for step in step_fns(torch, ours, theirs)], repeat=args.repeat)
         rows.append({"name": f"train step: {label}", "ours_ms": ms[0], "torch_ms": ms[1] if torch else None})
     times = train_digits(torch)
     rows.append({"name": "digits CNN + BN, 5 epochs end to end", "ours_ms": times[0] * 1e3,

@@ -10,12 +10,12 @@ def rng():
 @pytest.fixture(params=["numba", "numba-parallel", "numpy"])
 def kernels(request, monkeypatch):
     """Run a test on the fused numba kernels (serial, as small inputs use them, and parallel, forced), and on
-    the NumPy path they are checked against."""
-    from tinygrad_norm.norms import cpu_kernels
-    if request.param.startswith("numba") and not cpu_kernels.available():
+    the reference kernels they are checked against."""
+    from tinygrad_norm.norms.kernels import numba_cpu
+    if request.param.startswith("numba") and not numba_cpu.available():
         pytest.skip("numba is not installed (pip install 'tinygrad-norm[fast]')")
     if request.param == "numba-parallel":
-        monkeypatch.setattr(cpu_kernels, "PARALLEL_MIN", 0)
+        monkeypatch.setattr(numba_cpu, "PARALLEL_MIN", 0)
     if request.param == "numpy":
-        monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+        monkeypatch.setattr(numba_cpu, "available", lambda: False)
     return request.param

@@ -276,10 +276,12 @@ def test_recurrent_layers_take_a_plugin_name():
 
 
 def test_normalize_op_directly():
-    """The fused op on its own: LayerNorm's view of a (6, 4) input, no parameters."""
+    """The op on its own: LayerNorm's view of a (6, 4) input, no parameters, planned by hand."""
+    from tinygrad_norm.norms.kernels import reference
+    from tinygrad_norm.norms.plan import Plan
+    plan = Plan((6, 4), (6, 4), (1,), (1, 1), (), True, None, reference)
     x = tg.Tensor(np.random.default_rng(11).standard_normal((6, 4)), requires_grad=True)
-    gradcheck(lambda t: Normalize.apply(t, view=(6, 4), axes=(1,), param_shape=(1, 1), eps=1e-5, center=True,
-                                        stats=None, record=None), x)
+    gradcheck(lambda t: Normalize.apply(t, plan=plan, eps=1e-5), x)
 
 
 @pytest.mark.parametrize("make,shape,kind", [
@@ -287,16 +289,17 @@ def test_normalize_op_directly():
     (lambda: nn.LayerNorm(5), (3, 4, 5), "rows"), (lambda: nn.GroupNorm(2, 8), (3, 8, 4), "rows"),
     (lambda: nn.InstanceNorm2d(8, affine=True), (3, 8, 2, 2), "rows"), (lambda: nn.RMSNorm((4, 5)), (3, 4, 5), "rows")])
 def test_builtins_take_the_fused_kernels_when_numba_is_there(make, shape, kind, kernels):
-    layer = make()
-    fast = layer.plan(shape)[-1]
-    assert (fast is None) if kernels == "numpy" else (fast[0] == kind)
+    plan = make().plan(shape)
+    assert plan.layout[0] == kind
+    assert plan.kernels.__name__.rsplit(".", 1)[-1] == ("reference" if kernels == "numpy" else "numba_cpu")
+    assert make().plan(shape, "cuda").kernels.__name__.endswith(".cuda")  # planning needs no GPU
 
 
 def test_small_inputs_use_serial_kernels_and_large_ones_parallel(kernels):
-    from tinygrad_norm.norms import cpu_kernels
+    from tinygrad_norm.norms.kernels import numba_cpu
     if kernels != "numba":
         pytest.skip("about the numba kernels' own size switch")
-    fast = nn.LayerNorm(512).plan((4, 512))[-1]
-    assert cpu_kernels._kernel(fast, 0)[0] is cpu_kernels.KERNELS["elementwise"][0][1]  # serial
-    fast = nn.LayerNorm(512).plan((1024, 512))[-1]
-    assert cpu_kernels._kernel(fast, 0)[0] is cpu_kernels.KERNELS["elementwise"][0][0]  # parallel
+    layout = nn.LayerNorm(512).plan((4, 512)).layout
+    assert numba_cpu._kernel(layout, 0)[0] is numba_cpu.KERNELS["elementwise"][0][1]  # serial
+    layout = nn.LayerNorm(512).plan((1024, 512)).layout
+    assert numba_cpu._kernel(layout, 0)[0] is numba_cpu.KERNELS["elementwise"][0][0]  # parallel

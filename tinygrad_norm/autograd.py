@@ -57,18 +57,22 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **attrs):
-        fn = cls(**attrs)
-        fn.needs_grad = tuple(t.requires_grad for t in inputs)
+        return cls(**attrs)(*inputs)
+
+    def __call__(self, *inputs):
+        """Run forward on the inputs' arrays; the result records this op when it needs a gradient. An op
+        that also reports something besides its output (the norm op's statistics) keeps it on `self`."""
+        self.needs_grad = tuple(t.requires_grad for t in inputs)
         try:
-            out = fn.forward(*(t.data for t in inputs))
+            out = self.forward(*(t.data for t in inputs))
         except ValueError as e:  # NumPy's shape errors do not say which op or which shapes
             shapes = ", ".join(str(t.shape) for t in inputs)
-            raise ValueError(f"{cls.__name__} on inputs of shapes {shapes}: {e}") from e
-        requires_grad = _grad_enabled and any(fn.needs_grad)
+            raise ValueError(f"{self.name} on inputs of shapes {shapes}: {e}") from e
+        requires_grad = _grad_enabled and any(self.needs_grad)
         result = _tensor.Tensor._from_array(out, requires_grad)
         if requires_grad:
-            fn.inputs, fn.scope = inputs, _scope
-            result._ctx = fn
+            self.inputs, self.scope = inputs, _scope
+            result._ctx = self
         return result
 
     @property

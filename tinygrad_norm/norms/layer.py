@@ -17,9 +17,12 @@ import numpy as np
 from ..autograd import no_grad
 from ..nn.module import Module, Parameter
 from ..tensor import Tensor
-from . import cpu_kernels
-from .normalize import Normalize, canonical_view
+from .kernels import stats_dtype
+from .normalize import normalize
 from .pattern import Pattern, PatternError
+from .plan import make_plan
+
+FLOAT_DTYPES = ("float16", "float32", "float64")
 
 
 class NormLayer(Module):
@@ -74,53 +77,48 @@ class NormLayer(Module):
                 self.register_buffer(buf, None)
         self._plans = {}
 
-    # ---- planning: the pattern fitted to one input shape, cached ----------------------------------------
-    def plan(self, shape):
-        if shape not in self._plans:
-            binding = self.pattern.bind(shape, self.sizes)
-            view, axes, param_shape, batch_axes = canonical_view(binding, self.param_names)
-            fast = cpu_kernels.layout(view, axes, param_shape) if cpu_kernels.available() else None
-            self._plans[shape] = (binding, view, axes, param_shape, batch_axes, fast)
-        return self._plans[shape]
+    # ---- planning: the pattern fitted to one input shape on one device, cached --------------------------
+    def plan(self, shape, device="cpu"):
+        key = (tuple(shape), device)
+        if key not in self._plans:
+            self._plans[key] = make_plan(self.pattern.bind(shape, self.sizes), self.param_names, self.center, device)
+        return self._plans[key]
 
     def forward(self, x):
-        if x.dtype.kind != "f":
-            raise TypeError(f"{self.label}: expects a floating-point input; got {x.dtype}")
+        if x.dtype.name not in FLOAT_DTYPES:
+            raise TypeError(f"{self.label}: expects a floating-point input (float16, float32 or float64); got {x.dtype}")
         if self.input_ndims and x.ndim not in self.input_ndims:
             raise ValueError(f"{self.label}: expects {' or '.join(map(str, self.input_ndims))}-D input; got shape {x.shape}")
-        binding, view, axes, param_shape, batch_axes, fast = self.plan(x.shape)
-        if self.training and binding.count == 1:
+        plan = self.plan(x.shape, x.device)
+        if self.training and plan.count == 1:
             raise ValueError(
                 f"{self.label}: training needs more than one value per statistic, but input shape {x.shape} gives "
                 f"exactly one (pattern {self.pattern.text!r} pools axes {self.pattern.reduced_names()}); use eval() "
                 f"mode with running statistics, a larger batch, or a norm that does not pool over the batch, "
                 f"such as GroupNorm")
-        record = {} if self.training and self.track_running_stats else None
-        use_running = not self.training and self.track_running_stats
-        stats = self._running_stats(view, axes, batch_axes, x.dtype) if use_running else None
+        fixed = self._running_stats(plan, x.dtype) if not self.training and self.track_running_stats else None
         params = [p for p in (self.weight, self.bias) if p is not None]
         eps = np.finfo(x.dtype).eps if self.eps is None else self.eps
-        out = Normalize.apply(x, *params, view=view, axes=axes, param_shape=param_shape, eps=eps,
-                              center=self.center, stats=stats, record=record, fast=fast, plugin=self.name,
-                              pattern=self.pattern)
-        if record:
-            self._update_running_stats(record, view, axes, batch_axes, binding.count)
+        out, batch_stats = normalize(x, params, plan, eps, stats=fixed, plugin=self.name, pattern=self.pattern)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(plan, *batch_stats)
         return out
 
-    def _running_stats(self, view, axes, batch_axes, dtype):
-        shape = tuple(1 if (i in axes or i in batch_axes) else n for i, n in enumerate(view))
-        var = self.running_var.data.reshape(shape).astype(dtype, copy=False)
-        return (self.running_mean.data.reshape(shape).astype(dtype, copy=False) if self.center else None), var
+    def _running_stats(self, plan, dtype):
+        """The running averages as fixed statistics: the plan's statistics shape with the batch axes as 1."""
+        shape = tuple(1 if i in plan.batch_axes else n for i, n in enumerate(plan.stats_shape))
+        cast = lambda buf: buf.data.reshape(shape).astype(stats_dtype(dtype), copy=False)
+        return (cast(self.running_mean) if self.center else None), cast(self.running_var)
 
-    def _update_running_stats(self, record, view, axes, batch_axes, count):
+    def _update_running_stats(self, plan, count, mean, var):
+        """running = (1 - m)·running + m·batch, with the unbiased variance; averaged over the batch axis."""
         with no_grad():
             self.num_batches_tracked.data = self.num_batches_tracked.data + 1
             m = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
-            unbiased = count / (count - 1)
-            for buf, stat, scale in ((self.running_mean, record["mean"], 1.0), (self.running_var, record["var"], unbiased)):
+            for buf, stat, scale in ((self.running_mean, mean, 1.0), (self.running_var, var, count / (count - 1))):
                 if stat is None:
                     continue
-                batch = stat.mean(axis=batch_axes) if batch_axes else stat
+                batch = stat.mean(axis=plan.batch_axes) if plan.batch_axes else stat
                 buf.data = ((1 - m) * buf.data + (m * scale) * batch.reshape(buf.shape)).astype(buf.dtype)
 
     def extra_repr(self):

@@ -1,20 +1,21 @@
 """Fused CPU kernels for the normalize op, compiled by numba when it is installed (the `fast` extra).
 
 NumPy's ufuncs run on one core and make a temporary per step; these make one parallel pass per statistic
-and save only the mean and variance (x̂ is recomputed in backward). Every canonical view whose kept axes
-form one block maps onto one of two layouts (see `layout`):
-
-    "rows"     statistics per (b, k), pooled over the trailing axes    LayerNorm, RMSNorm, InstanceNorm, GroupNorm
-    "columns"  statistics per k, pooled over leading and trailing axes BatchNorm (a variant for (N, C) input)
-
-Anything else, and the eval path with fixed statistics, stays on NumPy. Set TINYGRAD_NORM_NUMBA=0 to
-switch these off; the NumPy path is the reference they are tested against.
+and save only the mean and variance (x̂ is recomputed in backward). They fuse each direction whole; the
+split halves (statistics, normalize, grad_sums, input_grad), used where statistics are combined between
+them, are the reference kernels'. The layouts are the plan's ("rows", "columns"); within them, rows whose
+γ varies along every element ("elementwise", LayerNorm) and columns of (N, C) input ("wide", BatchNorm1d)
+get kernels of their own. float16 runs in float32. Set TINYGRAD_NORM_NUMBA=0 to switch these off; the
+reference kernels are what they are tested against.
 """
 import math
 import os
 import types
 
 import numpy as np
+
+from ..plan import fold_param_grad
+from .reference import grad_sums, input_grad, normalize, statistics  # noqa: F401  (the split halves)
 
 try:
     if os.environ.get("TINYGRAD_NORM_NUMBA", "1") == "0":
@@ -29,31 +30,6 @@ FAST_MATH = {"reassoc", "contract"}  # lets reductions vectorise; keeps NaN and 
 
 def available():
     return numba is not None
-
-
-def layout(view, axes, param_shape):
-    """How a canonical view maps onto a kernel, or None:
-
-    ("rows", (B, K, Ip, Ir), (lo, hi))   statistics per (b, k) over (Ip, Ir); γ varies along (K, Ip)
-    ("columns", (B, K, I), (lo, hi))     statistics per k over (B, I); γ varies along K
-    view[lo:hi] is the part γ and β span.
-    """
-    reduced = [i in axes for i in range(len(view))]
-    params = [n != 1 for n in param_shape]
-    kept = [i for i, r in enumerate(reduced) if not r]
-    if not kept or not axes or kept != list(range(kept[0], kept[-1] + 1)):
-        return None
-    lo, hi = kept[0], kept[-1] + 1
-    if lo == 0:  # rows: kept axes lead; those without parameters become B, those with them K
-        first = next((i for i in kept if params[i]), hi)
-        last = next((i for i in range(hi, len(view)) if not params[i]), len(view))  # params on a prefix of the pool
-        if any(not params[i] for i in range(first, hi)) or any(params[i] for i in range(last, len(view))):
-            return None
-        sizes = tuple(math.prod(view[a:b]) for a, b in ((0, first), (first, hi), (hi, last), (last, len(view))))
-        return "rows", sizes, (first, last)
-    if any(params[i] for i in range(len(view)) if reduced[i]):
-        return None  # columns: parameters only along the kept block
-    return "columns", (math.prod(view[:lo]), math.prod(view[lo:hi]), math.prod(view[hi:])), (lo, hi)
 
 
 if numba is not None:
@@ -266,27 +242,20 @@ if numba is not None:
 PARALLEL_MIN = 1 << 18  # elements; below, one thread beats waking two (and fighting BLAS's threads)
 
 
-def _param_view(p, fast, view, param_shape, dtype):
+def _param_view(p, plan, dtype):
     """γ or β as a kernel reads it: (K, Ip) for rows, (K,) for columns, contiguous (a zero-stride view would
     stop numba from vectorising; these are parameter-sized, so the copy is cheap)."""
-    kind, sizes, (lo, hi) = fast
+    kind, sizes, (lo, hi) = plan.layout
     shape = sizes[1:3] if kind == "rows" else sizes[1:2]
     if p is None:
         return np.ones(shape, dtype)
-    return np.ascontiguousarray(np.broadcast_to(p.astype(dtype, copy=False).reshape(param_shape[lo:hi]), view[lo:hi])).reshape(shape)
+    block = p.astype(dtype, copy=False).reshape(plan.param_shape[lo:hi])
+    return np.ascontiguousarray(np.broadcast_to(block, plan.view[lo:hi])).reshape(shape)
 
 
-def param_grad(partial, fast, view, param_shape, like):
-    """Sum a kernel's per-(K, Ip) gradient over the axes the parameter is broadcast along -> the parameter's shape."""
-    _, _, (lo, hi) = fast
-    g = partial.reshape(view[lo:hi])
-    axes = tuple(i for i, n in enumerate(param_shape[lo:hi]) if n == 1 and view[lo + i] != 1)
-    return (g.sum(axis=axes) if axes else g).reshape(like.shape).astype(like.dtype)
-
-
-def _kernel(fast, direction):
+def _kernel(layout, direction):
     """(kernel, array shape it takes, extra arguments) for a layout; parallel only for large inputs."""
-    kind, sizes, _ = fast
+    kind, sizes, _ = layout
     threads = math.prod(sizes) >= PARALLEL_MIN
     pick = lambda name: KERNELS[name][direction][0 if threads else 1]
     if kind == "rows":
@@ -297,32 +266,43 @@ def _kernel(fast, direction):
     return pick("columns"), sizes, ()
 
 
-def forward(fast, x, weight, bias, view, param_shape, eps, center):
-    """Normalize x in one fused pass. Returns (out shaped like x, mean, var) with statistics in the kernel's shape."""
-    kernel, shape, extra = _kernel(fast, 0)
-    x_ = np.ascontiguousarray(x).reshape(shape)
+def _compute(a, shape):
+    """a as a contiguous array of the kernel's shape, in float32 when it is float16 (numba has no float16)."""
+    return np.ascontiguousarray(a, dtype=np.float32 if a.dtype == np.float16 else a.dtype).reshape(shape)
+
+
+def forward(plan, x, w, b, eps):
+    """y, mean, var in one fused pass."""
+    kernel, shape, extra = _kernel(plan.layout, 0)
+    x_ = _compute(x, shape)
     out = np.empty_like(x_)
-    stats_shape = fast[1][:2] if fast[0] == "rows" else fast[1][1:2]
-    mean, var = np.empty(stats_shape, x.dtype), np.empty(stats_shape, x.dtype)
-    w = _param_view(weight, fast, view, param_shape, x.dtype)
-    b = np.zeros_like(w) if bias is None else _param_view(bias, fast, view, param_shape, x.dtype)
-    kernel(x_, w, b, eps, center, out, mean, var, *extra)
-    return out.reshape(x.shape), mean, var
+    stats = np.empty(shape[:2] if plan.layout[0] == "rows" else shape[1:2], x_.dtype)
+    mean, var = stats, np.empty_like(stats)
+    w_ = _param_view(w, plan, x_.dtype)
+    b_ = np.zeros_like(w_) if b is None else _param_view(b, plan, x_.dtype)
+    kernel(x_, w_, b_, eps, plan.center, out, mean, var, *extra)
+    return (out.astype(x.dtype, copy=False).reshape(x.shape), mean.reshape(plan.stats_shape) if plan.center else None,
+            var.reshape(plan.stats_shape))
 
 
-def backward(fast, x, dy, weight, mean, var, view, param_shape, eps, center):
-    """(dx, dγ, dβ), the last two as the kernel's (K, Ip) or (K,) sums; param_grad folds them to the parameters."""
-    kernel, shape, extra = _kernel(fast, 1)
-    x_, dy_ = np.ascontiguousarray(x).reshape(shape), np.ascontiguousarray(dy).reshape(shape)
+def backward(plan, x, dy, mean, var, w, eps):
+    """dx, dw, db in one fused pass (batch statistics)."""
+    kernel, shape, extra = _kernel(plan.layout, 1)
+    x_, dy_ = _compute(x, shape), _compute(dy, shape)
     dx = np.empty_like(x_)
-    w = _param_view(weight, fast, view, param_shape, x.dtype)
-    if fast[0] == "rows":
-        nb, nk, nj, _ = fast[1]
+    w_ = _param_view(w, plan, x_.dtype)
+    stats_shape = shape[:2] if plan.layout[0] == "rows" else shape[1:2]
+    mean_ = np.zeros(stats_shape, x_.dtype) if mean is None else mean.reshape(stats_shape)
+    var_ = var.reshape(stats_shape)
+    if plan.layout[0] == "rows":
+        nb, nk, nj, _ = plan.layout[1]
         chunks = max(1, min(nb * nk, numba.get_num_threads()))
         dw, db = np.zeros((chunks, nk, nj)), np.zeros((chunks, nk, nj))
-        kernel(x_, dy_, w, mean, var, eps, center, dx, dw, db)
+        kernel(x_, dy_, w_, mean_, var_, eps, plan.center, dx, dw, db)
         dw, db = dw.sum(axis=0), db.sum(axis=0)
     else:
-        dw, db = np.empty(fast[1][1]), np.empty(fast[1][1])
-        kernel(x_, dy_, w, mean, var, eps, center, dx, dw, db, *extra)
-    return dx.reshape(x.shape), dw, db
+        dw, db = np.empty(plan.layout[1][1]), np.empty(plan.layout[1][1])
+        kernel(x_, dy_, w_, mean_, var_, eps, plan.center, dx, dw, db, *extra)
+    if w is None:
+        return dx.astype(x.dtype, copy=False).reshape(x.shape), None, None
+    return dx.astype(x.dtype, copy=False).reshape(x.shape), fold_param_grad(plan, dw, w), fold_param_grad(plan, db, w)

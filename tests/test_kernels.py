@@ -1,0 +1,228 @@
+"""The normalize op's kernel interface: every implementation against the reference, the split halves against
+the fused calls, the CUDA sources through NVRTC (no GPU needed), the CUDA index arithmetic on the CPU, and
+float16 on every device."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+import tinygrad_norm as tg
+from tinygrad_norm import backend, nn
+from tinygrad_norm.norms import Normalize
+from tinygrad_norm.norms.kernels import cuda, numba_cpu, reference
+
+GPU, NO_GPU = backend.gpu_available()
+
+CASES = {  # name: (layer, input shape); together they reach every layout and kernel variant
+    "batch2d": (lambda: nn.BatchNorm2d(6), (8, 6, 5, 4)),                  # columns
+    "batch1d": (lambda: nn.BatchNorm1d(6), (16, 6)),                       # columns with I = 1
+    "layer": (lambda: nn.LayerNorm(4), (8, 6, 5, 4)),                      # rows, γ on every element
+    "layer_chw": (lambda: nn.LayerNorm((6, 5, 4)), (3, 6, 5, 4)),
+    "group": (lambda: nn.GroupNorm(3, 6), (8, 6, 5, 4)),                   # rows, γ per channel in a group
+    "instance": (lambda: nn.InstanceNorm2d(6, affine=True), (8, 6, 5, 4)),
+    "instance_plain": (lambda: nn.InstanceNorm2d(6), (8, 6, 5, 4)),       # no γ, β
+    "rms": (lambda: nn.RMSNorm(4), (8, 6, 5, 4)),                          # no centering, no β
+}
+
+
+def implementation(name):
+    if name == "numba_cpu" and not numba_cpu.available():
+        pytest.skip("numba is not installed (pip install 'tinygrad-norm[fast]')")
+    if name == "cuda" and not GPU:
+        pytest.skip(f"needs a GPU: {NO_GPU}")
+    return {"reference": reference, "numba_cpu": numba_cpu, "cuda": cuda}[name]
+
+
+def setup(case, impl, dtype=np.float64):
+    """(plan with `impl` as its kernels, x, dy, γ, β, running mean, running var) on impl's device."""
+    make, shape = CASES[case]
+    layer = make()
+    device = "cuda" if impl is cuda else "cpu"
+    plan = dataclasses.replace(layer.plan(shape, device), kernels=impl)
+    rng = np.random.default_rng(0)
+    xp = backend.module_for(device)
+    arr = lambda a, dt=dtype: xp.asarray(np.asarray(a, dt))
+    x, dy = arr(rng.standard_normal(shape) * 2 + 3), arr(rng.standard_normal(shape))
+    w = None if layer.weight is None else arr(1 + 0.5 * rng.standard_normal(layer.weight.shape), np.float64)
+    b = None if layer.bias is None else arr(rng.standard_normal(layer.bias.shape), np.float64)
+    fixed_shape = tuple(1 if i in plan.batch_axes else n for i, n in enumerate(plan.stats_shape))
+    running = arr(rng.standard_normal(fixed_shape), np.float64), arr(rng.uniform(0.5, 2, fixed_shape), np.float64)
+    return plan, x, dy, w, b, running
+
+
+def host(arrays):
+    return [None if a is None else backend.as_numpy(a) for a in arrays]
+
+
+def close(got, want, rtol=1e-10, atol=1e-11):
+    for g, w in zip(host(got), host(want)):
+        assert (g is None) == (w is None)
+        if g is not None:
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("impl_name", ["reference", "numba_cpu", "cuda"])
+@pytest.mark.parametrize("case", CASES)
+def test_every_implementation_matches_the_reference(case, impl_name):
+    impl = implementation(impl_name)
+    plan, x, dy, w, b, (rm, rv) = setup(case, impl)
+    ref, rx, rdy, rw, rb, (rrm, rrv) = setup(case, reference)  # the same arrays (same seed), on the host
+    y, mean, var = impl.forward(plan, x, w, b, 1e-5)
+    y_ref, mean_ref, var_ref = reference.forward(ref, rx, rw, rb, 1e-5)
+    close([y, mean, var], [y_ref, mean_ref, var_ref])
+    close(impl.backward(plan, x, dy, mean, var, w, 1e-5), reference.backward(ref, rx, rdy, mean_ref, var_ref, rw, 1e-5))
+    # fixed (running) statistics, as in eval mode: normalize, the parameter gradients, dx with Σg = None
+    if not plan.center:
+        rm = rrm = None
+    close([impl.normalize(plan, x, rm, rv, w, b, 1e-5)], [reference.normalize(ref, rx, rrm, rrv, rw, rb, 1e-5)])
+    close(impl.grad_sums(plan, x, dy, rm, rv, w, 1e-5)[2:], reference.grad_sums(ref, rx, rdy, rrm, rrv, rw, 1e-5)[2:])
+    close([impl.input_grad(plan, x, dy, rm, rv, w, 1e-5, None, None, plan.count)],
+          [reference.input_grad(ref, rx, rdy, rrm, rrv, rw, 1e-5, None, None, plan.count)])
+
+
+@pytest.mark.parametrize("impl_name", ["reference", "numba_cpu", "cuda"])
+@pytest.mark.parametrize("case", CASES)
+def test_split_halves_compose_to_the_fused_calls(case, impl_name):
+    """statistics -> normalize is forward; grad_sums -> input_grad is backward: the seam a process group uses."""
+    impl = implementation(impl_name)
+    plan, x, dy, w, b, _ = setup(case, impl)
+    y, mean, var = impl.forward(plan, x, w, b, 1e-5)
+    close(impl.statistics(plan, x), [mean, var])
+    close([impl.normalize(plan, x, mean, var, w, b, 1e-5)], [y])
+    dx, dw, db = impl.backward(plan, x, dy, mean, var, w, 1e-5)
+    sum_g, sum_gx, dw2, db2 = impl.grad_sums(plan, x, dy, mean, var, w, 1e-5)
+    close([impl.input_grad(plan, x, dy, mean, var, w, 1e-5, sum_g, sum_gx, plan.count), dw2, db2], [dx, dw, db])
+
+
+def test_gradient_sums_are_the_closed_form_ones():
+    """Σg and Σg·x̂ written out with NumPy for BatchNorm2d (per channel over N, H, W)."""
+    plan, x, dy, w, b, _ = setup("batch2d", reference)
+    sum_g, sum_gx, dw, db = reference.grad_sums(plan, x, dy, *reference.statistics(plan, x), w, 1e-5)
+    mu, var = x.mean(axis=(0, 2, 3), keepdims=True), x.var(axis=(0, 2, 3), keepdims=True)
+    xhat, g = (x - mu) / np.sqrt(var + 1e-5), dy * w[:, None, None]
+    np.testing.assert_allclose(sum_g.ravel(), g.sum(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(sum_gx.ravel(), (g * xhat).sum(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_allclose(dw, (dy * xhat).sum(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-12)
+
+
+class Recorder:
+    """A combiner for a world of one: returns what it is given and remembers the shapes it saw."""
+    def __init__(self):
+        self.seen = []
+
+    def moments(self, count, mean, var):
+        self.seen.append(("moments", count, var.shape))
+        return count, mean, var
+
+    def sums(self, sum_g, sum_gx):
+        self.seen.append(("sums", sum_g.shape, sum_gx.shape))
+        return sum_g, sum_gx
+
+
+def test_the_op_calls_its_combiner_between_the_halves_and_matches_the_fused_path(kernels):
+    layer = nn.BatchNorm2d(6).double()
+    x = tg.Tensor(np.random.default_rng(1).standard_normal((8, 6, 5, 4)), requires_grad=True)
+    plan = layer.plan(x.shape)
+    outs = []
+    for sync in (None, Recorder()):
+        y = Normalize.apply(x, layer.weight, layer.bias, plan=plan, eps=1e-5, sync=sync)
+        y.backward(np.random.default_rng(2).standard_normal(x.shape))
+        outs.append([y.numpy(), x.grad.numpy(), layer.weight.grad.numpy(), layer.bias.grad.numpy()])
+        x.grad = layer.weight.grad = layer.bias.grad = None
+    close(outs[1], outs[0])
+    assert sync.seen == [("moments", 160, (1, 6, 1)), ("sums", (1, 6, 1), (1, 6, 1))]
+
+
+# ---- the CUDA kernels without a GPU ----------------------------------------------------------------------
+
+def nvrtc_or_skip():
+    try:
+        cuda.compile_ptx('extern "C" __global__ void probe() {}')
+    except ImportError as e:
+        pytest.skip(f"needs CuPy for its NVRTC bindings (pip install 'tinygrad-norm[test]'): {e}")
+    except cuda.CudaCompileError:
+        raise
+    except Exception as e:  # CuPy is there but the NVRTC library is not
+        pytest.skip(f"needs the NVRTC library (pip install nvidia-cuda-nvrtc-cu12): {type(e).__name__}: {e}")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_every_cuda_kernel_source_compiles(dtype):
+    nvrtc_or_skip()
+    ptx = cuda.compile_ptx(cuda.source(dtype))
+    for name in cuda.NAMES:
+        assert f".entry {name}(" in ptx, name
+
+
+def test_a_broken_kernel_source_is_rejected_with_the_compilers_log():
+    nvrtc_or_skip()
+    broken = cuda.source("float32").replace("s1 += d;", "s1 += d", 1)
+    with pytest.raises(cuda.CudaCompileError, match=r"(?s)NVRTC rejected.*error: expected a \";\""):
+        cuda.compile_ptx(broken)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cuda_index_arithmetic_pools_and_reads_what_the_reference_does(case):
+    """A NumPy model of the kernels' addressing: statistic s pools x[(p·S + s)·Q + q] and reads γ at
+    (s mod K)·J + q / I. It must pool the reference's elements and see the reference's γ at each of them."""
+    plan, x, _, w, _, _ = setup(case, reference)
+    P, S, Q, K, J, I = cuda._geometry(plan)
+    p, s, q = np.meshgrid(np.arange(P), np.arange(S), np.arange(Q), indexing="ij")
+    element = (p * S + s) * Q + q
+    assert sorted(element.ravel()) == list(range(x.size))  # every element once
+    mean, var = reference.statistics(plan, x)
+    pooled = x.ravel()[element].transpose(1, 0, 2).reshape(S, -1)
+    np.testing.assert_allclose(pooled.var(axis=1) if plan.center else (pooled ** 2).mean(axis=1), var.ravel())
+    if w is not None:
+        gamma = np.broadcast_to(w.reshape(plan.param_shape), plan.view).ravel()
+        np.testing.assert_array_equal(cuda._flat_param(w, plan, np.float64)[(s % K) * J + q // I], gamma[element])
+
+
+# ---- float16 --------------------------------------------------------------------------------------------
+
+HALF_CASES = {"batch2d": CASES["batch2d"], "batch1d": CASES["batch1d"], "layer": CASES["layer"],
+              "group": CASES["group"], "instance": CASES["instance"], "rms": CASES["rms"],
+              "local_response": (lambda: nn.LocalResponseNorm(3), (8, 6, 5, 4))}
+
+
+@pytest.mark.parametrize("case", HALF_CASES)
+def test_float16_input_gives_float16_close_to_float32(case, device, kernels):
+    """Statistics in float32, output and input gradient in float16, parameters and their gradients float32;
+    within float16's rounding (2⁻¹¹ relative) of the same layer run in float32 on the same rounded input."""
+    make, shape = HALF_CASES[case]
+    rng = np.random.default_rng(3)
+    x16 = rng.standard_normal(shape).astype(np.float16)
+    dy16 = rng.standard_normal(shape).astype(np.float16)
+    results = []
+    for dtype in (np.float16, np.float32):
+        layer = make().to(device)
+        x = tg.Tensor(x16.astype(dtype), device=device, requires_grad=True)
+        y = layer(x)
+        y.backward(tg.Tensor(dy16.astype(dtype), device=device))
+        assert y.dtype == dtype and x.grad.dtype == dtype
+        assert all(p.grad.dtype == np.float32 for p in layer.parameters())
+        results.append([y.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()])
+    half, single = results
+    for h, s in zip(half, single):
+        scale = np.abs(s).max()
+        np.testing.assert_allclose(h.astype(np.float32), s, rtol=0, atol=4e-3 * scale)
+
+
+def test_float16_running_statistics_stay_float32(kernels):
+    bn = nn.BatchNorm2d(6)
+    bn(tg.Tensor(np.random.default_rng(4).standard_normal((8, 6, 5, 4)).astype(np.float16)))
+    assert bn.running_mean.dtype == np.float32 and bn.running_var.dtype == np.float32
+    bn.eval()
+    assert bn(tg.Tensor(np.ones((2, 6, 5, 4), np.float16))).dtype == np.float16
+
+
+def test_half_and_float_convert_a_models_parameters_and_buffers():
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6))
+    model.half()
+    assert {t.dtype for t in model.state_dict().values() if t.dtype.kind == "f"} == {np.dtype(np.float16)}
+    assert model[1].num_batches_tracked.dtype == np.int64
+    y = model(tg.Tensor(np.ones((3, 4), np.float16)))
+    assert y.dtype == np.float16
+    model.float()
+    assert {t.dtype for t in model.state_dict().values() if t.dtype.kind == "f"} == {np.dtype(np.float32)}

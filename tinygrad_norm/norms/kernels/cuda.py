@@ -1,0 +1,304 @@
+"""CUDA kernels for the normalize op, compiled by CuPy through NVRTC on first use.
+
+Both layouts are one addressing scheme: the input is a (P, S, Q) array, statistic s pools the P·Q
+elements (p·S + s)·Q + q, and γ, β are read at (s mod K)·J + q / I:
+
+    rows      (B, K, Ip, Ir)  ->  P = 1, S = B·K, Q = Ip·Ir;  K, J, I = K, Ip, Ir
+    columns   (B, K, I)       ->  P = B, S = K,   Q = I;      K, J, I = K, 1, I
+
+Five kernels, each one pass: `statistics` (a block per statistic, shifted sums in double, so an offset of
+1e4 costs nothing), `normalize` (elementwise), `grad_sums` (a block per statistic: Σg, Σg·x̂, Σdy, Σdy·x̂
+in one read; for columns the last two are dγ, dβ), `param_grads` (rows only: a block per element of γ)
+and `input_grad` (elementwise). Forward is two launches, backward two or three. float16 is loaded and
+stored as half and computed in float; statistics and parameters are float32 for it.
+"""
+import functools
+
+import numpy as np
+
+from ...backend import get_array_module
+from ..plan import fold_param_grad
+
+BLOCK = 512          # threads of a reducing block
+ELEMENTWISE = 256    # threads of an elementwise block
+
+PRELUDE = {  # storage type T, compute type F, and the loads and stores between them
+    "float32": "typedef float T; typedef float F;\n"
+               "__device__ __forceinline__ F ld(const T* p, long long i) { return p[i]; }\n"
+               "__device__ __forceinline__ T st(F v) { return v; }\n",
+    "float64": "typedef double T; typedef double F;\n"
+               "__device__ __forceinline__ F ld(const T* p, long long i) { return p[i]; }\n"
+               "__device__ __forceinline__ T st(F v) { return v; }\n",
+    # half without cuda_fp16.h (NVRTC would need the toolkit's headers): the conversions are single PTX ops
+    "float16": "typedef unsigned short T; typedef float F;\n"
+               "__device__ __forceinline__ F ld(const T* p, long long i) {\n"
+               "    float f; asm(\"cvt.f32.f16 %0, %1;\" : \"=f\"(f) : \"h\"(p[i])); return f; }\n"
+               "__device__ __forceinline__ T st(F v) {\n"
+               "    unsigned short h; asm(\"cvt.rn.f16.f32 %0, %1;\" : \"=h\"(h) : \"f\"(v)); return h; }\n",
+}
+
+BODY = r"""
+// Sum of v over the block; the result is valid in thread 0. `shared` holds one double per warp.
+__device__ double block_sum(double v, double* shared) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    __syncthreads();  // the previous call's readers are done with `shared`
+    if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = threadIdx.x < (blockDim.x >> 5) ? shared[threadIdx.x] : 0.0;
+    if (threadIdx.x < 32)
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ long long element(long long s, long long t, long long S, long long Q) {
+    long long p = t / Q;
+    return (p * S + s) * Q + (t - p * Q);
+}
+
+// mean[s], var[s] over the P·Q elements of statistic s, shifted by its first element.
+extern "C" __global__ void statistics(const T* x, F* mean, F* var, long long P, long long S, long long Q,
+                                      int center) {
+    __shared__ double shared[32];
+    const long long s = blockIdx.x, n = P * Q;
+    const double shift = center ? (double)ld(x, s * Q) : 0.0;
+    double s1 = 0.0, s2 = 0.0;
+    for (long long t = threadIdx.x; t < n; t += blockDim.x) {
+        double d = (double)ld(x, element(s, t, S, Q)) - shift;
+        s1 += d;
+        s2 += d * d;
+    }
+    s1 = block_sum(s1, shared);
+    s2 = block_sum(s2, shared);
+    if (threadIdx.x == 0) {
+        double m1 = center ? s1 / n : 0.0;
+        mean[s] = (F)(shift + m1);
+        var[s] = (F)fmax(s2 / n - m1 * m1, 0.0);
+    }
+}
+
+// y = (x - mean)·r·γ + β, elementwise.
+extern "C" __global__ void normalize(const T* x, const F* mean, const F* var, const F* w, const F* b, T* y,
+                                     long long total, long long S, long long Q, long long K, long long J,
+                                     long long I, double eps, int center, int has_w, int has_b) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total;
+         e += (long long)gridDim.x * blockDim.x) {
+        long long row = e / Q, q = e - row * Q, s = row % S, wi = (s % K) * J + q / I;
+        F r = (F)rsqrt((double)var[s] + eps);
+        F v = (ld(x, e) - (center ? mean[s] : (F)0)) * r;
+        if (has_w) v *= w[wi];
+        if (has_b) v += b[wi];
+        y[e] = st(v);
+    }
+}
+
+// Per statistic s, in one read: Σg, Σg·x̂ (g = dy·γ) for the input gradient, Σdy, Σdy·x̂ for γ and β.
+extern "C" __global__ void grad_sums(const T* x, const T* dy, const F* mean, const F* var, const F* w,
+                                     F* sum_g, F* sum_gx, F* sum_dy, F* sum_dyx, long long P, long long S,
+                                     long long Q, long long K, long long J, long long I, double eps,
+                                     int center, int has_w) {
+    __shared__ double shared[32];
+    const long long s = blockIdx.x, n = P * Q;
+    const double m = center ? (double)mean[s] : 0.0, r = rsqrt((double)var[s] + eps);
+    double a = 0.0, ax = 0.0, c = 0.0, cx = 0.0;
+    for (long long t = threadIdx.x; t < n; t += blockDim.x) {
+        long long e = element(s, t, S, Q);
+        double d = ld(dy, e), xh = ((double)ld(x, e) - m) * r;
+        double g = has_w ? d * (double)w[(s % K) * J + (t % Q) / I] : d;
+        a += g; ax += g * xh; c += d; cx += d * xh;
+    }
+    a = block_sum(a, shared); ax = block_sum(ax, shared);
+    c = block_sum(c, shared); cx = block_sum(cx, shared);
+    if (threadIdx.x == 0) { sum_g[s] = (F)a; sum_gx[s] = (F)ax; sum_dy[s] = (F)c; sum_dyx[s] = (F)cx; }
+}
+
+// Rows layout: dγ, dβ at (k, j), summed over the statistics s = b·K + k and the elements j·I .. j·I + I - 1.
+extern "C" __global__ void param_grads(const T* x, const T* dy, const F* mean, const F* var, F* dw, F* db,
+                                       long long S, long long Q, long long K, long long J, long long I,
+                                       double eps, int center) {
+    __shared__ double shared[32];
+    const long long k = blockIdx.x / J, j = blockIdx.x % J, n = (S / K) * I;
+    double c = 0.0, cx = 0.0;
+    for (long long t = threadIdx.x; t < n; t += blockDim.x) {
+        long long s = (t / I) * K + k, e = s * Q + j * I + t % I;
+        double d = ld(dy, e), r = rsqrt((double)var[s] + eps);
+        c += d;
+        cx += d * ((double)ld(x, e) - (center ? (double)mean[s] : 0.0)) * r;
+    }
+    c = block_sum(c, shared);
+    cx = block_sum(cx, shared);
+    if (threadIdx.x == 0) { db[blockIdx.x] = (F)c; dw[blockIdx.x] = (F)cx; }
+}
+
+// dx = r·(g - Σg/count - x̂·Σg·x̂/count); with fixed statistics (sum_g null) dx = r·g.
+extern "C" __global__ void input_grad(const T* x, const T* dy, const F* mean, const F* var, const F* w,
+                                      const F* sum_g, const F* sum_gx, T* dx, long long total, long long S,
+                                      long long Q, long long K, long long J, long long I, double eps,
+                                      double inv_count, int center, int has_w) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total;
+         e += (long long)gridDim.x * blockDim.x) {
+        long long row = e / Q, q = e - row * Q, s = row % S;
+        F r = (F)rsqrt((double)var[s] + eps);
+        F g = ld(dy, e);
+        if (has_w) g *= w[(s % K) * J + q / I];
+        if (sum_g) {
+            F xh = (ld(x, e) - (center ? mean[s] : (F)0)) * r;
+            g -= (center ? sum_g[s] * (F)inv_count : (F)0) + xh * sum_gx[s] * (F)inv_count;
+        }
+        dx[e] = st(g * r);
+    }
+}
+"""
+
+NAMES = ("statistics", "normalize", "grad_sums", "param_grads", "input_grad")
+
+
+def source(dtype):
+    """The CUDA C source of the kernels for one input dtype ("float16", "float32" or "float64")."""
+    return PRELUDE[np.dtype(dtype).name] + BODY
+
+
+@functools.lru_cache(maxsize=None)
+def _module(dtype):
+    import cupy
+    return cupy.RawModule(code=source(dtype), options=("--std=c++14",))
+
+
+class CudaCompileError(RuntimeError):
+    """NVRTC rejected a kernel source; the message carries the compiler's log."""
+
+
+def compile_ptx(code, arch="compute_90"):
+    """Compile CUDA C to PTX with NVRTC, which needs no GPU (only CuPy and the NVRTC library): how CI checks
+    every kernel source on machines without one. Raises CudaCompileError with the compiler's log."""
+    from cupy.cuda import nvrtc
+    program = nvrtc.createProgram(code, "tinygrad_norm.cu", [], [])
+    try:
+        try:
+            nvrtc.compileProgram(program, [f"--gpu-architecture={arch}", "--std=c++14"])
+        except nvrtc.NVRTCError as e:
+            raise CudaCompileError(f"NVRTC rejected the kernel source ({e}):\n{nvrtc.getProgramLog(program)}") from None
+        return nvrtc.getPTX(program).decode()
+    finally:
+        nvrtc.destroyProgram(program)
+
+
+def _kernel(dtype, name):
+    return _module(np.dtype(dtype).name).get_function(name)
+
+
+def _geometry(plan):
+    """(P, S, Q, K, J, I) of the plan's layout, as the module docstring maps them."""
+    kind, sizes, _ = plan.layout
+    if kind == "rows":
+        b, k, ip, ir = sizes
+        return 1, b * k, ip * ir, k, ip, ir
+    b, k, i = sizes
+    return b, k, i, k, 1, i
+
+
+def _stats_dtype(x):
+    return np.float32 if x.dtype == np.float16 else x.dtype
+
+
+def _flat_param(p, plan, dtype):
+    """γ or β as the kernels read it: (K·J) values, contiguous, in the statistics' dtype; or None."""
+    if p is None:
+        return None
+    xp = get_array_module(p)
+    _, _, (lo, hi) = plan.layout
+    block = p.astype(dtype, copy=False).reshape(plan.param_shape[lo:hi])
+    return xp.ascontiguousarray(xp.broadcast_to(block, plan.view[lo:hi])).reshape(-1)
+
+
+def _stat(a, plan, dtype):
+    """A statistic (or a gradient sum) as the kernels index it: one value per statistic s, contiguous. Running
+    statistics come without the batch axes, so they are broadcast to the plan's full statistics shape."""
+    xp = get_array_module(a)
+    return xp.ascontiguousarray(xp.broadcast_to(a.astype(dtype, copy=False), plan.stats_shape))
+
+
+def _elementwise_grid(total):
+    return (min((total + ELEMENTWISE - 1) // ELEMENTWISE, 65535),), (ELEMENTWISE,)
+
+
+def _int(flag):
+    return np.int32(bool(flag))
+
+
+def statistics(plan, x):
+    import cupy
+    P, S, Q, *_ = _geometry(plan)
+    x = cupy.ascontiguousarray(x)
+    mean, var = cupy.empty(S, _stats_dtype(x)), cupy.empty(S, _stats_dtype(x))
+    _kernel(x.dtype, "statistics")((S,), (BLOCK,), (x, mean, var, np.int64(P), np.int64(S), np.int64(Q),
+                                                     _int(plan.center)))
+    return (mean.reshape(plan.stats_shape) if plan.center else None), var.reshape(plan.stats_shape)
+
+
+def normalize(plan, x, mean, var, w, b, eps):
+    import cupy
+    P, S, Q, K, J, I = _geometry(plan)
+    x, dtype = cupy.ascontiguousarray(x), _stats_dtype(x)
+    y = cupy.empty_like(x)
+    w_, b_ = _flat_param(w, plan, dtype), _flat_param(b, plan, dtype)
+    var_ = _stat(var, plan, dtype)
+    mean_ = var_ if mean is None else _stat(mean, plan, dtype)
+    grid, block = _elementwise_grid(x.size)
+    _kernel(x.dtype, "normalize")(grid, block, (
+        x, mean_, var_, w_ if w_ is not None else var_, b_ if b_ is not None else var_, y, np.int64(x.size),
+        np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I), np.float64(eps), _int(plan.center),
+        _int(w_ is not None), _int(b_ is not None)))
+    return y.reshape(x.shape)
+
+
+def grad_sums(plan, x, dy, mean, var, w, eps):
+    import cupy
+    P, S, Q, K, J, I = _geometry(plan)
+    x, dy, dtype = cupy.ascontiguousarray(x), cupy.ascontiguousarray(dy), _stats_dtype(x)
+    w_ = _flat_param(w, plan, dtype)
+    var_ = _stat(var, plan, dtype)
+    mean_ = var_ if mean is None else _stat(mean, plan, dtype)
+    sums = cupy.empty((4, S), dtype)
+    _kernel(x.dtype, "grad_sums")((S,), (BLOCK,), (
+        x, dy, mean_, var_, w_ if w_ is not None else var_, *sums, np.int64(P), np.int64(S), np.int64(Q),
+        np.int64(K), np.int64(J), np.int64(I), np.float64(eps), _int(plan.center), _int(w_ is not None)))
+    sum_g, sum_gx = sums[0].reshape(plan.stats_shape), sums[1].reshape(plan.stats_shape)
+    if w is None:
+        return sum_g, sum_gx, None, None
+    if plan.layout[0] == "columns":
+        dw, db = sums[3], sums[2]
+    else:
+        dw, db = cupy.empty(K * J, dtype), cupy.empty(K * J, dtype)
+        _kernel(x.dtype, "param_grads")((K * J,), (BLOCK,), (
+            x, dy, mean_, var_, dw, db, np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I),
+            np.float64(eps), _int(plan.center)))
+    return sum_g, sum_gx, fold_param_grad(plan, dw, w), fold_param_grad(plan, db, w)
+
+
+def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
+    import cupy
+    P, S, Q, K, J, I = _geometry(plan)
+    x, dy, dtype = cupy.ascontiguousarray(x), cupy.ascontiguousarray(dy), _stats_dtype(x)
+    dx = cupy.empty_like(x)
+    w_ = _flat_param(w, plan, dtype)
+    var_ = _stat(var, plan, dtype)
+    mean_ = var_ if mean is None else _stat(mean, plan, dtype)
+    fixed = sum_g is None
+    grid, block = _elementwise_grid(x.size)
+    _kernel(x.dtype, "input_grad")(grid, block, (
+        x, dy, mean_, var_, w_ if w_ is not None else var_,
+        np.uint64(0) if fixed else _stat(sum_g, plan, dtype),  # a null pointer: fixed statistics
+        np.uint64(0) if fixed else _stat(sum_gx, plan, dtype),
+        dx, np.int64(x.size), np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I),
+        np.float64(eps), np.float64(1.0 / count), _int(plan.center), _int(w_ is not None)))
+    return dx.reshape(x.shape)
+
+
+def forward(plan, x, w, b, eps):
+    mean, var = statistics(plan, x)
+    return normalize(plan, x, mean, var, w, b, eps), mean, var
+
+
+def backward(plan, x, dy, mean, var, w, eps):
+    sum_g, sum_gx, dw, db = grad_sums(plan, x, dy, mean, var, w, eps)
+    return input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, plan.count), dw, db

@@ -1,0 +1,81 @@
+"""The reference kernels: array expressions that run on NumPy or CuPy alike, for any plan.
+
+With the means over the plan's reduced axes and r = 1/√(var + eps):
+
+    x̂ = (x - μ)·r    (no centering: x̂ = x·r, var = mean(x²))       y = x̂·γ + β
+    dx = r·(g - mean(g) - x̂·mean(g·x̂)),  g = dy·γ                 (without centering drop mean(g))
+    dx = r·g                                                      (fixed running statistics)
+    dγ = Σ dy·x̂,  dβ = Σ dy                                       (over the axes γ is broadcast along)
+
+float16 is computed in float32 and rounded once at the end. Statistics are two-pass, so a large offset
+costs no precision.
+"""
+from ...backend import get_array_module
+
+
+def _wide(a):
+    """a in the dtype the arithmetic runs in: float32 for float16, else unchanged (no copy)."""
+    return a.astype("float32") if a is not None and a.dtype == "float16" else a
+
+
+def _param(plan, p):
+    return None if p is None else p.reshape(plan.param_shape)
+
+
+def _xhat(plan, xv, mean, var, eps):
+    r = 1 / get_array_module(xv).sqrt(var + var.dtype.type(eps))
+    return (xv - mean if mean is not None else xv) * r, r
+
+
+def statistics(plan, x):
+    xv = _wide(x).reshape(plan.view)
+    if not plan.center:
+        return None, (xv * xv).mean(axis=plan.axes, keepdims=True)
+    mean = xv.mean(axis=plan.axes, keepdims=True)
+    d = xv - mean
+    d *= d
+    return mean, d.mean(axis=plan.axes, keepdims=True)
+
+
+def normalize(plan, x, mean, var, w, b, eps):
+    y, _ = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
+    if w is not None:
+        y = y * _param(plan, w)
+    if b is not None:
+        y = y + _param(plan, b)
+    return y.astype(x.dtype, copy=False).reshape(x.shape)
+
+
+def grad_sums(plan, x, dy, mean, var, w, eps):
+    xhat, _ = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
+    dyv = _wide(dy).reshape(plan.view)
+    dw = db = None
+    if w is not None:
+        dw = (dyv * xhat).sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype, copy=False)
+        db = dyv.sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype, copy=False)
+    g = dyv if w is None else dyv * _param(plan, w)
+    return g.sum(axis=plan.axes, keepdims=True), (g * xhat).sum(axis=plan.axes, keepdims=True), dw, db
+
+
+def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
+    xhat, r = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
+    g = _wide(dy).reshape(plan.view)
+    if w is not None:
+        g = g * _param(plan, w)
+    if sum_g is None:
+        dx = g * r
+    else:
+        dx = g - sum_g * (1 / count) if plan.center else g.copy()
+        dx -= xhat * (sum_gx * (1 / count))
+        dx *= r
+    return dx.astype(x.dtype, copy=False).reshape(x.shape)
+
+
+def forward(plan, x, w, b, eps):
+    mean, var = statistics(plan, x)
+    return normalize(plan, x, mean, var, w, b, eps), mean, var
+
+
+def backward(plan, x, dy, mean, var, w, eps):
+    sum_g, sum_gx, dw, db = grad_sums(plan, x, dy, mean, var, w, eps)
+    return input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, plan.count), dw, db

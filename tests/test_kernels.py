@@ -2,6 +2,7 @@
 the fused calls, the CUDA sources through NVRTC (no GPU needed), the CUDA index arithmetic on the CPU, and
 float16 on every device."""
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -177,6 +178,56 @@ def test_cuda_index_arithmetic_pools_and_reads_what_the_reference_does(case):
     if w is not None:
         gamma = np.broadcast_to(w.reshape(plan.param_shape), plan.view).ravel()
         np.testing.assert_array_equal(cuda._flat_param(w, plan, np.float64)[(s % K) * J + q // I], gamma[element])
+
+
+def kernel_signatures(source):
+    """{kernel: [(C type, parameter name), ...]} parsed from a CUDA source."""
+    found = re.finditer(r'extern "C" __global__ void (\w+)\(([^)]*)\)', source)
+    return {m.group(1): [tuple(p.replace("const ", "").strip().rsplit(" ", 1)) for p in m.group(2).split(",")]
+            for m in found}
+
+
+def launch_checker(dtype, name, plan, launches):
+    """Stands in for a compiled kernel: checks one launch against the C signature (count, order, pointer
+    dtypes, scalar widths, and each array's length from the role its name gives it), and records it."""
+    signature = kernel_signatures(cuda.source(dtype))[name]
+    storage, stats = np.dtype(dtype), np.dtype(np.float32 if dtype == "float16" else dtype)
+    P, S, Q, K, J, I = cuda._geometry(plan)
+    length = {"x": P * S * Q, "y": P * S * Q, "dy": P * S * Q, "dx": P * S * Q, "w": K * J, "b": K * J,
+              "dw": K * J, "db": K * J}
+    scalars = {"long long": np.int64, "int": np.int32, "double": np.float64}
+
+    def launch(grid, block, args):
+        assert len(args) == len(signature), (name, len(args), len(signature))
+        for (ctype, pname), arg in zip(signature, args):
+            if not ctype.endswith("*"):
+                assert type(arg) is scalars[ctype], (name, pname, type(arg))
+            elif not (isinstance(arg, np.uint64) and arg == 0):  # a null pointer is allowed for optional arrays
+                assert isinstance(arg, np.ndarray) and arg.flags.c_contiguous, (name, pname)
+                assert arg.dtype == (storage if ctype == "T*" else stats), (name, pname, arg.dtype)
+                assert arg.size == length.get(pname, S), (name, pname, arg.size)
+        launches.append(name)
+    return launch
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("case", CASES)
+def test_every_cuda_launch_matches_its_kernels_signature(case, dtype, monkeypatch):
+    """The launch code runs on NumPy stand-ins, with each kernel replaced by a checker of its C signature."""
+    plan, x, dy, w, b, (rm, rv) = setup(case, reference, np.dtype(dtype))
+    launches = []
+    monkeypatch.setattr(cuda, "_kernel", lambda dt, name: launch_checker(np.dtype(dt).name, name, plan, launches))
+    y, mean, var = cuda.forward(plan, x, w, b, 1e-5)
+    assert y.dtype == dtype and launches == ["statistics", "normalize"]
+    launches.clear()
+    dx, dw, db = cuda.backward(plan, x, dy, mean, var, w, 1e-5)
+    rows_with_params = plan.layout[0] == "rows" and w is not None
+    assert dx.dtype == dtype and launches == ["grad_sums"] + ["param_grads"] * rows_with_params + ["input_grad"]
+    assert dw is None if w is None else (dw.shape == w.shape and db.shape == w.shape)
+    launches.clear()
+    cuda.normalize(plan, x, rm if plan.center else None, rv, w, b, 1e-5)  # running statistics, as in eval
+    cuda.input_grad(plan, x, dy, rm if plan.center else None, rv, w, 1e-5, None, None, plan.count)
+    assert launches == ["normalize", "input_grad"]
 
 
 # ---- float16 --------------------------------------------------------------------------------------------

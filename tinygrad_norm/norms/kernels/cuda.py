@@ -225,42 +225,49 @@ def _int(flag):
     return np.int32(bool(flag))
 
 
+NULL = np.uint64(0)  # a null pointer, for arrays a kernel is told (by a flag) not to read
+
+
+def _or_null(a):
+    return NULL if a is None else a
+
+
 def statistics(plan, x):
-    import cupy
+    xp = get_array_module(x)
     P, S, Q, *_ = _geometry(plan)
-    x = cupy.ascontiguousarray(x)
-    mean, var = cupy.empty(S, _stats_dtype(x)), cupy.empty(S, _stats_dtype(x))
+    x = xp.ascontiguousarray(x)
+    mean, var = xp.empty(S, _stats_dtype(x)), xp.empty(S, _stats_dtype(x))
     _kernel(x.dtype, "statistics")((S,), (BLOCK,), (x, mean, var, np.int64(P), np.int64(S), np.int64(Q),
                                                      _int(plan.center)))
     return (mean.reshape(plan.stats_shape) if plan.center else None), var.reshape(plan.stats_shape)
 
 
 def normalize(plan, x, mean, var, w, b, eps):
-    import cupy
+    xp = get_array_module(x)
     P, S, Q, K, J, I = _geometry(plan)
-    x, dtype = cupy.ascontiguousarray(x), _stats_dtype(x)
-    y = cupy.empty_like(x)
+    x, dtype = xp.ascontiguousarray(x), _stats_dtype(x)
+    y = xp.empty_like(x)
     w_, b_ = _flat_param(w, plan, dtype), _flat_param(b, plan, dtype)
     var_ = _stat(var, plan, dtype)
-    mean_ = var_ if mean is None else _stat(mean, plan, dtype)
+    mean_ = None if mean is None else _stat(mean, plan, dtype)
     grid, block = _elementwise_grid(x.size)
     _kernel(x.dtype, "normalize")(grid, block, (
-        x, mean_, var_, w_ if w_ is not None else var_, b_ if b_ is not None else var_, y, np.int64(x.size),
+        x, _or_null(mean_), var_, _or_null(w_), _or_null(b_), y, np.int64(x.size),
         np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I), np.float64(eps), _int(plan.center),
         _int(w_ is not None), _int(b_ is not None)))
     return y.reshape(x.shape)
 
 
 def grad_sums(plan, x, dy, mean, var, w, eps):
-    import cupy
+    xp = get_array_module(x)
     P, S, Q, K, J, I = _geometry(plan)
-    x, dy, dtype = cupy.ascontiguousarray(x), cupy.ascontiguousarray(dy), _stats_dtype(x)
+    x, dy, dtype = xp.ascontiguousarray(x), xp.ascontiguousarray(dy), _stats_dtype(x)
     w_ = _flat_param(w, plan, dtype)
     var_ = _stat(var, plan, dtype)
-    mean_ = var_ if mean is None else _stat(mean, plan, dtype)
-    sums = cupy.empty((4, S), dtype)
+    mean_ = None if mean is None else _stat(mean, plan, dtype)
+    sums = xp.empty((4, S), dtype)
     _kernel(x.dtype, "grad_sums")((S,), (BLOCK,), (
-        x, dy, mean_, var_, w_ if w_ is not None else var_, *sums, np.int64(P), np.int64(S), np.int64(Q),
+        x, dy, _or_null(mean_), var_, _or_null(w_), *sums, np.int64(P), np.int64(S), np.int64(Q),
         np.int64(K), np.int64(J), np.int64(I), np.float64(eps), _int(plan.center), _int(w_ is not None)))
     sum_g, sum_gx = sums[0].reshape(plan.stats_shape), sums[1].reshape(plan.stats_shape)
     if w is None:
@@ -268,27 +275,27 @@ def grad_sums(plan, x, dy, mean, var, w, eps):
     if plan.layout[0] == "columns":
         dw, db = sums[3], sums[2]
     else:
-        dw, db = cupy.empty(K * J, dtype), cupy.empty(K * J, dtype)
+        dw, db = xp.empty(K * J, dtype), xp.empty(K * J, dtype)
         _kernel(x.dtype, "param_grads")((K * J,), (BLOCK,), (
-            x, dy, mean_, var_, dw, db, np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I),
+            x, dy, _or_null(mean_), var_, dw, db, np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I),
             np.float64(eps), _int(plan.center)))
     return sum_g, sum_gx, fold_param_grad(plan, dw, w), fold_param_grad(plan, db, w)
 
 
 def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
-    import cupy
+    xp = get_array_module(x)
     P, S, Q, K, J, I = _geometry(plan)
-    x, dy, dtype = cupy.ascontiguousarray(x), cupy.ascontiguousarray(dy), _stats_dtype(x)
-    dx = cupy.empty_like(x)
+    x, dy, dtype = xp.ascontiguousarray(x), xp.ascontiguousarray(dy), _stats_dtype(x)
+    dx = xp.empty_like(x)
     w_ = _flat_param(w, plan, dtype)
     var_ = _stat(var, plan, dtype)
-    mean_ = var_ if mean is None else _stat(mean, plan, dtype)
+    mean_ = None if mean is None else _stat(mean, plan, dtype)
     fixed = sum_g is None
     grid, block = _elementwise_grid(x.size)
     _kernel(x.dtype, "input_grad")(grid, block, (
-        x, dy, mean_, var_, w_ if w_ is not None else var_,
-        np.uint64(0) if fixed else _stat(sum_g, plan, dtype),  # a null pointer: fixed statistics
-        np.uint64(0) if fixed else _stat(sum_gx, plan, dtype),
+        x, dy, _or_null(mean_), var_, _or_null(w_),
+        NULL if fixed else _stat(sum_g, plan, dtype),  # null: fixed statistics
+        NULL if fixed else _stat(sum_gx, plan, dtype),
         dx, np.int64(x.size), np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I),
         np.float64(eps), np.float64(1.0 / count), _int(plan.center), _int(w_ is not None)))
     return dx.reshape(x.shape)

@@ -50,9 +50,40 @@ __device__ double block_sum(double v, double* shared) {
     return v;
 }
 
-__device__ __forceinline__ long long element(long long s, long long t, long long S, long long Q) {
-    long long p = t / Q;
-    return (p * S + s) * Q + (t - p * Q);
+// The block's threads visit(e, q) every element e = (p·S + s)·Q + q of statistic s: run by run, threads
+// across q, with no division per element; runs shorter than the block are flattened instead.
+template <class Visit>
+__device__ void for_each_in_statistic(long long s, long long P, long long S, long long Q, Visit visit) {
+    if (Q >= blockDim.x) {
+        for (long long p = 0; p < P; ++p)
+            for (long long q = threadIdx.x, base = (p * S + s) * Q; q < Q; q += blockDim.x) visit(base + q, q);
+    } else {
+        for (long long t = threadIdx.x; t < P * Q; t += blockDim.x) {
+            long long p = t / Q, q = t - p * Q;
+            visit((p * S + s) * Q + q, q);
+        }
+    }
+}
+
+// The grid visits(e, s, q) every element of the (P·S, Q) rows once: a block per row with one division
+// per row, or, for rows shorter than the block, a flat grid-stride loop.
+template <class Visit>
+__device__ void for_each_element(long long rows, long long S, long long Q, Visit visit) {
+    if (Q >= blockDim.x) {
+        for (long long r = blockIdx.x; r < rows; r += gridDim.x)
+            for (long long q = threadIdx.x, s = r % S; q < Q; q += blockDim.x) visit(r * Q + q, s, q);
+    } else {
+        for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < rows * Q;
+             e += (long long)gridDim.x * blockDim.x) {
+            long long r = e / Q;
+            visit(e, r % S, e - r * Q);
+        }
+    }
+}
+
+// Index of γ, β for statistic s and position q in its run (q / I in 32 bits: a run is under 2^32 long).
+__device__ __forceinline__ long long param_index(long long s, long long q, long long K, long long J, long long I) {
+    return (s % K) * J + (unsigned)q / (unsigned)I;
 }
 
 // mean[s], var[s] over the P·Q elements of statistic s, shifted by its first element.
@@ -62,11 +93,11 @@ extern "C" __global__ void statistics(const T* x, F* mean, F* var, long long P, 
     const long long s = blockIdx.x, n = P * Q;
     const double shift = center ? (double)ld(x, s * Q) : 0.0;
     double s1 = 0.0, s2 = 0.0;
-    for (long long t = threadIdx.x; t < n; t += blockDim.x) {
-        double d = (double)ld(x, element(s, t, S, Q)) - shift;
+    for_each_in_statistic(s, P, S, Q, [&](long long e, long long) {
+        double d = (double)ld(x, e) - shift;
         s1 += d;
         s2 += d * d;
-    }
+    });
     s1 = block_sum(s1, shared);
     s2 = block_sum(s2, shared);
     if (threadIdx.x == 0) {
@@ -78,17 +109,15 @@ extern "C" __global__ void statistics(const T* x, F* mean, F* var, long long P, 
 
 // y = (x - mean)·r·γ + β, elementwise.
 extern "C" __global__ void normalize(const T* x, const F* mean, const F* var, const F* w, const F* b, T* y,
-                                     long long total, long long S, long long Q, long long K, long long J,
+                                     long long rows, long long S, long long Q, long long K, long long J,
                                      long long I, double eps, int center, int has_w, int has_b) {
-    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total;
-         e += (long long)gridDim.x * blockDim.x) {
-        long long row = e / Q, q = e - row * Q, s = row % S, wi = (s % K) * J + q / I;
+    for_each_element(rows, S, Q, [&](long long e, long long s, long long q) {
         F r = (F)rsqrt((double)var[s] + eps);
         F v = (ld(x, e) - (center ? mean[s] : (F)0)) * r;
-        if (has_w) v *= w[wi];
-        if (has_b) v += b[wi];
+        if (has_w) v *= w[param_index(s, q, K, J, I)];
+        if (has_b) v += b[param_index(s, q, K, J, I)];
         y[e] = st(v);
-    }
+    });
 }
 
 // Per statistic s, in one read: Σg, Σg·x̂ (g = dy·γ) for the input gradient, Σdy, Σdy·x̂ for γ and β.
@@ -97,15 +126,14 @@ extern "C" __global__ void grad_sums(const T* x, const T* dy, const F* mean, con
                                      long long Q, long long K, long long J, long long I, double eps,
                                      int center, int has_w) {
     __shared__ double shared[32];
-    const long long s = blockIdx.x, n = P * Q;
+    const long long s = blockIdx.x;
     const double m = center ? (double)mean[s] : 0.0, r = rsqrt((double)var[s] + eps);
     double a = 0.0, ax = 0.0, c = 0.0, cx = 0.0;
-    for (long long t = threadIdx.x; t < n; t += blockDim.x) {
-        long long e = element(s, t, S, Q);
+    for_each_in_statistic(s, P, S, Q, [&](long long e, long long q) {
         double d = ld(dy, e), xh = ((double)ld(x, e) - m) * r;
-        double g = has_w ? d * (double)w[(s % K) * J + (t % Q) / I] : d;
+        double g = has_w ? d * (double)w[param_index(s, q, K, J, I)] : d;
         a += g; ax += g * xh; c += d; cx += d * xh;
-    }
+    });
     a = block_sum(a, shared); ax = block_sum(ax, shared);
     c = block_sum(c, shared); cx = block_sum(cx, shared);
     if (threadIdx.x == 0) { sum_g[s] = (F)a; sum_gx[s] = (F)ax; sum_dy[s] = (F)c; sum_dyx[s] = (F)cx; }
@@ -131,21 +159,19 @@ extern "C" __global__ void param_grads(const T* x, const T* dy, const F* mean, c
 
 // dx = r·(g - Σg/count - x̂·Σg·x̂/count); with fixed statistics (sum_g null) dx = r·g.
 extern "C" __global__ void input_grad(const T* x, const T* dy, const F* mean, const F* var, const F* w,
-                                      const F* sum_g, const F* sum_gx, T* dx, long long total, long long S,
+                                      const F* sum_g, const F* sum_gx, T* dx, long long rows, long long S,
                                       long long Q, long long K, long long J, long long I, double eps,
                                       double inv_count, int center, int has_w) {
-    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total;
-         e += (long long)gridDim.x * blockDim.x) {
-        long long row = e / Q, q = e - row * Q, s = row % S;
+    for_each_element(rows, S, Q, [&](long long e, long long s, long long q) {
         F r = (F)rsqrt((double)var[s] + eps);
         F g = ld(dy, e);
-        if (has_w) g *= w[(s % K) * J + q / I];
+        if (has_w) g *= w[param_index(s, q, K, J, I)];
         if (sum_g) {
             F xh = (ld(x, e) - (center ? mean[s] : (F)0)) * r;
             g -= (center ? sum_g[s] * (F)inv_count : (F)0) + xh * sum_gx[s] * (F)inv_count;
         }
         dx[e] = st(g * r);
-    }
+    });
 }
 """
 
@@ -217,8 +243,10 @@ def _stat(a, plan, dtype):
     return xp.ascontiguousarray(xp.broadcast_to(a.astype(dtype, copy=False), plan.stats_shape))
 
 
-def _elementwise_grid(total):
-    return (min((total + ELEMENTWISE - 1) // ELEMENTWISE, 65535),), (ELEMENTWISE,)
+def _elementwise_grid(rows, Q):
+    """Blocks for `for_each_element`: a block per row of Q >= ELEMENTWISE elements, else enough to flatten."""
+    blocks = rows if Q >= ELEMENTWISE else (rows * Q + ELEMENTWISE - 1) // ELEMENTWISE
+    return (max(1, min(blocks, 65535)),), (ELEMENTWISE,)
 
 
 def _int(flag):
@@ -250,9 +278,9 @@ def normalize(plan, x, mean, var, w, b, eps):
     w_, b_ = _flat_param(w, plan, dtype), _flat_param(b, plan, dtype)
     var_ = _stat(var, plan, dtype)
     mean_ = None if mean is None else _stat(mean, plan, dtype)
-    grid, block = _elementwise_grid(x.size)
+    grid, block = _elementwise_grid(P * S, Q)
     _kernel(x.dtype, "normalize")(grid, block, (
-        x, _or_null(mean_), var_, _or_null(w_), _or_null(b_), y, np.int64(x.size),
+        x, _or_null(mean_), var_, _or_null(w_), _or_null(b_), y, np.int64(P * S),
         np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I), np.float64(eps), _int(plan.center),
         _int(w_ is not None), _int(b_ is not None)))
     return y.reshape(x.shape)
@@ -291,12 +319,12 @@ def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
     var_ = _stat(var, plan, dtype)
     mean_ = None if mean is None else _stat(mean, plan, dtype)
     fixed = sum_g is None
-    grid, block = _elementwise_grid(x.size)
+    grid, block = _elementwise_grid(P * S, Q)
     _kernel(x.dtype, "input_grad")(grid, block, (
         x, dy, _or_null(mean_), var_, _or_null(w_),
         NULL if fixed else _stat(sum_g, plan, dtype),  # null: fixed statistics
         NULL if fixed else _stat(sum_gx, plan, dtype),
-        dx, np.int64(x.size), np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I),
+        dx, np.int64(P * S), np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I),
         np.float64(eps), np.float64(1.0 / count), _int(plan.center), _int(w_ is not None)))
     return dx.reshape(x.shape)
 

@@ -19,3 +19,14 @@ def kernels(request, monkeypatch):
     if request.param == "numpy":
         monkeypatch.setattr(numba_cpu, "available", lambda: False)
     return request.param
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """Run a test on every device; "cuda" skips, with the reason, where CuPy or a GPU is missing."""
+    if request.param == "cuda":
+        from tinygrad_norm import backend
+        ok, why = backend.gpu_available()
+        if not ok:
+            pytest.skip(f"needs a GPU: {why}")
+    return request.param

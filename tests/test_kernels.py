@@ -233,7 +233,8 @@ def test_every_cuda_launch_matches_its_kernels_signature(case, dtype, monkeypatc
 # ---- float16 --------------------------------------------------------------------------------------------
 
 HALF_CASES = {"batch2d": CASES["batch2d"], "batch1d": CASES["batch1d"], "layer": CASES["layer"],
-              "group": CASES["group"], "instance": CASES["instance"], "rms": CASES["rms"],
+              "group": CASES["group"], "instance": CASES["instance"],
+              "rms": (lambda: nn.RMSNorm(4, eps=1e-5), (8, 6, 5, 4)),  # its default eps is the dtype's epsilon
               "local_response": (lambda: nn.LocalResponseNorm(3), (8, 6, 5, 4))}
 
 
@@ -258,6 +259,16 @@ def test_float16_input_gives_float16_close_to_float32(case, device, kernels):
     for h, s in zip(half, single):
         scale = np.abs(s).max()
         np.testing.assert_allclose(h.astype(np.float32), s, rtol=0, atol=4e-3 * scale)
+
+
+def test_float16_statistics_are_accumulated_wider(device, kernels):
+    """4096 values near 3 sum to about 12288, where float16's spacing is 8: a float16 accumulator would put
+    the mean off by a tenth of a standard deviation or more."""
+    x = (3 + np.random.default_rng(5).standard_normal((4096, 2))).astype(np.float16)
+    y = nn.BatchNorm1d(2, affine=False).to(device)(tg.Tensor(x, device=device)).numpy()
+    x32 = x.astype(np.float64)
+    expected = (x32 - x32.mean(0)) / np.sqrt(x32.var(0) + 1e-5)
+    np.testing.assert_allclose(y.astype(np.float64), expected, rtol=0, atol=4e-3)
 
 
 def test_float16_running_statistics_stay_float32(kernels):

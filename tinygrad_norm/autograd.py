@@ -6,6 +6,8 @@ may keep broadcast dimensions: the engine sums it back to the input's shape (`su
 """
 import contextlib
 
+from .backend import check_same_device
+
 _grad_enabled = True
 _scope = ()  # the modules whose forward is running, outermost first; ops record it for graph drawing
 
@@ -63,6 +65,8 @@ class Function:
         """Run forward on the inputs' arrays; the result records this op when it needs a gradient. An op
         that also reports something besides its output (the norm op's statistics) keeps it on `self`."""
         self.needs_grad = tuple(t.requires_grad for t in inputs)
+        if len(inputs) > 1 and any(type(t.data) is not type(inputs[0].data) for t in inputs):  # cheap first look
+            check_same_device(self.name, [t.data for t in inputs])
         try:
             out = self.forward(*(t.data for t in inputs))
         except ValueError as e:  # NumPy's shape errors do not say which op or which shapes

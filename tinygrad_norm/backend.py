@@ -10,7 +10,7 @@ DEVICES = ("cpu", "cuda")
 
 
 class DeviceError(RuntimeError):
-    """A device was asked for that this machine cannot provide."""
+    """A device was asked for that this machine cannot provide, or one op got inputs on two devices."""
 
 
 def cupy_or_raise():
@@ -79,3 +79,27 @@ def to_device(array, device):
 
 def as_numpy(array):
     return array.get() if is_cupy_array(array) else np.asarray(array)
+
+
+def check_same_device(op, arrays):
+    """Raise DeviceError naming `op` and the devices when the arrays are not all on one device."""
+    devices = sorted({device_of(a) for a in arrays})
+    if len(devices) > 1:
+        raise DeviceError(f"{op}: inputs are on different devices ({' and '.join(devices)}); move them to one "
+                          f"device with .to(device) first")
+
+
+def as_strided(x, shape, strides):
+    """A view of x with the given shape and byte strides, read-only where the backend allows it (NumPy's
+    takes `writeable`, CuPy's does not)."""
+    if is_cupy_array(x):
+        return sys.modules["cupy"].lib.stride_tricks.as_strided(x, shape, strides)
+    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+
+
+def check_dtype(dtype):
+    """`dtype` as a NumPy dtype; bfloat16, which NumPy (and so this framework) lacks, is a clear TypeError."""
+    if "bfloat16" in str(dtype):
+        raise TypeError("bfloat16 is not supported: NumPy and CuPy have no bfloat16 dtype; use float16 (half "
+                        "precision) or float32")
+    return np.dtype(dtype)

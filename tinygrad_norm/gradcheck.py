@@ -11,7 +11,7 @@ class GradcheckError(AssertionError):
 
 
 def _as_float64_inputs(inputs):
-    xs = [Tensor(as_numpy(x.data).astype(np.float64), requires_grad=x.requires_grad)
+    xs = [Tensor._from_array(x.data.astype(np.float64), x.requires_grad)  # a copy, on the input's device
           if isinstance(x, Tensor) and x.dtype.kind == "f" else x for x in inputs]
     checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:  # nothing marked: check every floating-point tensor
@@ -36,9 +36,9 @@ def _projection(fn, xs, weights):
 def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
     """Check fn's gradients w.r.t. its Tensor inputs (those with requires_grad, else all float ones).
 
-    The inputs are copied to float64; fn(*inputs) may return a Tensor or a tuple of them. Each output is
-    projected on a fixed random cotangent w, and d<w, fn(x)>/dx from backward is compared with
-    (f(x + eps) - f(x - eps)) / 2eps element by element. Returns True or raises GradcheckError.
+    The inputs are copied to float64 on their own device (the comparison runs on the host); fn(*inputs) may
+    return a Tensor or a tuple of them. Each output is projected on a fixed random cotangent w, and
+    d<w, fn(x)>/dx from backward is compared with (f(x + eps) - f(x - eps)) / 2eps element by element. Returns True or raises GradcheckError.
     """
     xs, checked = _as_float64_inputs(inputs)
     total, weights = _projection(fn, xs, None)

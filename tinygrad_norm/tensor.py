@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import autograd, ops
-from .backend import as_numpy, check_device, device_of, get_array_module, is_cupy_array, module_for, to_device
+from .backend import as_numpy, check_device, check_dtype, device_of, get_array_module, is_cupy_array, module_for, to_device
 
 DEFAULT_DTYPE = np.float32
 
@@ -18,7 +18,10 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
             data = data.data
+        dtype = None if dtype is None else check_dtype(dtype)
         is_array = isinstance(data, np.ndarray) or is_cupy_array(data)
+        if is_array:
+            check_dtype(data.dtype)
         if device is not None:
             data = to_device(data, device) if is_array else module_for(device).asarray(data, dtype=dtype or DEFAULT_DTYPE)
         elif not is_array:
@@ -77,7 +80,8 @@ class Tensor:
         return Tensor._from_array(to_device(self.data, device), self.requires_grad)
 
     def astype(self, dtype):
-        return Tensor._from_array(self.data.astype(dtype), self.requires_grad and np.dtype(dtype).kind == "f")
+        dtype = check_dtype(dtype)
+        return Tensor._from_array(self.data.astype(dtype), self.requires_grad and dtype.kind == "f")
 
     def __repr__(self):
         body = np.array2string(self.numpy(), precision=4, separator=", ", threshold=20, edgeitems=2,

@@ -4,7 +4,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..autograd import module_scope
-from ..backend import as_numpy, to_device
+from ..backend import as_numpy, check_dtype, to_device
 from ..tensor import Tensor
 
 
@@ -133,6 +133,7 @@ class Module:
 
     def astype(self, dtype):
         """Cast every floating-point parameter and buffer in place (e.g. to float64 for gradcheck); returns self."""
+        dtype = check_dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
             if t.dtype.kind == "f":
                 t.data = t.data.astype(dtype)
@@ -143,6 +144,10 @@ class Module:
 
     def float(self):
         return self.astype(np.float32)
+
+    def half(self):
+        """float16 parameters and buffers (norm layers still accumulate their statistics in float32)."""
+        return self.astype(np.float16)
 
     # ---- calling -------------------------------------------------------------------------------------
     def register_forward_pre_hook(self, hook):

@@ -7,7 +7,7 @@ loop over the batch, no np.add.at). Both directions share `windows` and `scatter
 import numpy as np
 
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import as_strided, get_array_module
 
 
 def out_size(size, k, stride, pad, dilation):
@@ -27,7 +27,7 @@ def windows(xp_, kernel, stride, dilation, out_hw):
     sn, sc, sh, sw = xp_.strides
     shape = (n, c) + tuple(out_hw) + tuple(kernel)
     strides = (sn, sc, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1])
-    return get_array_module(xp_).lib.stride_tricks.as_strided(xp_, shape, strides, writeable=False)
+    return as_strided(xp_, shape, strides)
 
 
 def scatter_windows(gwin, in_shape, kernel, stride, dilation, padding):

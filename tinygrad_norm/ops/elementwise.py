@@ -160,7 +160,7 @@ def erf(x):
         term = term * -small ** 2 / n
         delta = term / (2 * n + 1)
         total = total + delta
-        if float(xp.abs(delta).max(initial=0.0)) < 1e-17:
+        if delta.size == 0 or float(xp.abs(delta).max()) < 1e-17:  # (CuPy's max takes no `initial`)
             break
     series = 2 / xp.sqrt(xp.pi) * total
     big = xp.maximum(ax, 2.5)  # erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...))))

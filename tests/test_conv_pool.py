@@ -1,4 +1,6 @@
 """Convolution and pooling: forward against the definition (plain loops), backward by gradcheck."""
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -38,23 +40,25 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv2d_matches_definition_and_gradchecks(case, bias, rng):
+def test_conv2d_matches_definition_and_gradchecks(case, bias, rng, device):
+    Tensor = partial(tg.Tensor, device=device)
     x = rng.standard_normal((2, 4, 6, 5))
     w = rng.standard_normal((4, 4 // case["groups"], 3, 2))
     b = rng.standard_normal(4) if bias else None
-    out = F.conv2d(tg.Tensor(x), tg.Tensor(w), None if b is None else tg.Tensor(b), **case)
+    out = F.conv2d(Tensor(x), Tensor(w), None if b is None else Tensor(b), **case)
     np.testing.assert_allclose(out.numpy(), conv2d_reference(x, w, b, **case), rtol=1e-10, atol=1e-12)
-    args = [tg.Tensor(x), tg.Tensor(w)] + ([tg.Tensor(b)] if bias else [])
+    args = [Tensor(x), Tensor(w)] + ([Tensor(b)] if bias else [])
     gradcheck(lambda *t: F.conv2d(*t, **case), *args)
 
 
-def test_conv1d_gradcheck_and_shape(rng):
-    x, w, b = (tg.Tensor(rng.standard_normal(s)) for s in ((2, 4, 9), (6, 2, 3), (6,)))
+def test_conv1d_gradcheck_and_shape(rng, device):
+    Tensor = partial(tg.Tensor, device=device)
+    x, w, b = (Tensor(rng.standard_normal(s)) for s in ((2, 4, 9), (6, 2, 3), (6,)))
     out = F.conv1d(x, w, b, stride=2, padding=1, dilation=2, groups=2)
     assert out.shape == (2, 6, 4)
     gradcheck(lambda *t: F.conv1d(*t, stride=2, padding=1, dilation=2, groups=2), x, w, b)
-    layer = nn.Conv1d(4, 6, 3, groups=2)
-    assert layer.weight.shape == (6, 2, 3) and layer(tg.randn(2, 4, 9)).shape == (2, 6, 7)
+    layer = nn.Conv1d(4, 6, 3, groups=2).to(device)
+    assert layer.weight.shape == (6, 2, 3) and layer(tg.randn(2, 4, 9, device=device)).shape == (2, 6, 7)
 
 
 def test_conv_layer_errors_are_clear():
@@ -74,33 +78,37 @@ def pool_reference(x, k, s, p, reduce, pad_value):
 
 
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 1, 1), (3, 2, 1), (2, 1, 0)])
-def test_max_pool(k, s, p, rng):
-    x = tg.Tensor(rng.standard_normal((2, 3, 6, 7)))
-    np.testing.assert_allclose(F.max_pool2d(x, k, s, p).numpy(), pool_reference(x.data, k, s, p, np.max, -np.inf))
+def test_max_pool(k, s, p, rng, device):
+    Tensor = partial(tg.Tensor, device=device)
+    x = Tensor(rng.standard_normal((2, 3, 6, 7)))
+    np.testing.assert_allclose(F.max_pool2d(x, k, s, p).numpy(), pool_reference(x.numpy(), k, s, p, np.max, -np.inf))
     gradcheck(lambda t: F.max_pool2d(t, k, s, p), x)
 
 
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 1, 1), (3, 2, 1)])
-def test_avg_pool(k, s, p, rng):
-    x = tg.Tensor(rng.standard_normal((2, 3, 6, 7)))
-    np.testing.assert_allclose(F.avg_pool2d(x, k, s, p).numpy(), pool_reference(x.data, k, s, p, np.mean, 0.0))
+def test_avg_pool(k, s, p, rng, device):
+    Tensor = partial(tg.Tensor, device=device)
+    x = Tensor(rng.standard_normal((2, 3, 6, 7)))
+    np.testing.assert_allclose(F.avg_pool2d(x, k, s, p).numpy(), pool_reference(x.numpy(), k, s, p, np.mean, 0.0))
     gradcheck(lambda t: F.avg_pool2d(t, k, s, p), x)
 
 
 @pytest.mark.parametrize("out", [1, 2, 3, (2, 3)])
-def test_adaptive_avg_pool(out, rng):
-    x = tg.Tensor(rng.standard_normal((2, 3, 6, 7)))
+def test_adaptive_avg_pool(out, rng, device):
+    Tensor = partial(tg.Tensor, device=device)
+    x = Tensor(rng.standard_normal((2, 3, 6, 7)))
     y = nn.AdaptiveAvgPool2d(out)(x)
     oh, ow = (out, out) if isinstance(out, int) else out
     assert y.shape == (2, 3, oh, ow)
     h0, h1 = 0, -(-6 // oh)  # first bin, PyTorch's rule
     w0, w1 = 0, -(-7 // ow)
-    np.testing.assert_allclose(y.numpy()[:, :, 0, 0], x.data[:, :, h0:h1, w0:w1].mean(axis=(2, 3)))
+    np.testing.assert_allclose(y.numpy()[:, :, 0, 0], x.numpy()[:, :, h0:h1, w0:w1].mean(axis=(2, 3)))
     gradcheck(lambda t: F.adaptive_avg_pool2d(t, out), x)
 
 
 @pytest.mark.parametrize("pool,reduce,pad_value", [(F.max_pool2d, np.max, -np.inf), (F.avg_pool2d, np.mean, 0.0)])
-def test_pools_whose_windows_tile_the_input(pool, reduce, pad_value, rng):
-    x = tg.Tensor(rng.standard_normal((2, 3, 6, 4)))  # 2x2 windows, stride 2: each element in exactly one window
-    np.testing.assert_allclose(pool(x, 2).numpy(), pool_reference(x.data, 2, 2, 0, reduce, pad_value))
+def test_pools_whose_windows_tile_the_input(pool, reduce, pad_value, rng, device):
+    Tensor = partial(tg.Tensor, device=device)
+    x = Tensor(rng.standard_normal((2, 3, 6, 4)))  # 2x2 windows, stride 2: each element in exactly one window
+    np.testing.assert_allclose(pool(x, 2).numpy(), pool_reference(x.numpy(), 2, 2, 0, reduce, pad_value))
     gradcheck(lambda t: pool(t, 2), x)

@@ -34,20 +34,36 @@ def test_norms_on_cuda_match_cpu(make, shape):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-11)
 
 
-def test_training_step_on_cuda_matches_cpu():
+def test_training_steps_on_cuda_match_cpu():
+    """Three SGD-with-momentum steps of a small CNN: the loss at every step, every gradient of the first step
+    and the final state_dict. The convolution before the BatchNorm has no bias: BN cancels it, so its gradient
+    is zero in exact arithmetic and comparing it would compare rounding noise (which Adam, dividing by √v,
+    turns into full-size steps)."""
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((8, 1, 8, 8)).astype(np.float32), rng.integers(0, 10, 8)
     results = []
     for device in ("cpu", "cuda"):
         tg.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Flatten(), nn.Linear(64, 10)).to(device)
-        opt = optim.Adam(model.parameters(), lr=1e-2)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10)).to(device)
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        losses, first_grads = [], None
         for _ in range(3):
             loss = F.cross_entropy(model(tg.Tensor(x, device=device)), y)
             opt.zero_grad()
             loss.backward()
+            first_grads = first_grads or [p.grad.numpy() for p in model.parameters()]
             opt.step()
-        results.append([t.numpy() for t in model.state_dict().values()])
-    for a, b in zip(*results):
+            losses.append(loss.item())
+        results.append((losses, first_grads, [t.numpy() for t in model.state_dict().values()]))
+    (cpu_losses, cpu_grads, cpu_state), (gpu_losses, gpu_grads, gpu_state) = results
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-5)
+    for a, b in zip(cpu_grads + cpu_state, gpu_grads + gpu_state):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_mixing_devices_in_one_op_names_the_op_and_both_devices():
+    with pytest.raises(backend.DeviceError, match=r"Add: inputs are on different devices \(cpu and cuda\)"):
+        tg.ones(2) + tg.ones(2, device="cuda")
+    with pytest.raises(backend.DeviceError, match=r"MatMul: .*cpu and cuda"):
+        tg.ones(2, 2, device="cuda") @ tg.ones(2, 2)

@@ -62,20 +62,20 @@ def test_module_without_super_init_is_a_clear_error():
         Bad()
 
 
-def test_state_dict_round_trip_is_exact(tmp_path):
+def test_state_dict_round_trip_is_exact(tmp_path, device):
     tg.manual_seed(0)
-    a = Net()
-    a.steps = tg.Tensor(np.array(7, np.int64))
+    a = Net().to(device)
+    a.steps = tg.Tensor(np.array(7, np.int64), device=device)
     path = tmp_path / "net.npz"
     a.save(path)
     tg.manual_seed(1)
-    b = Net()
+    b = Net().to(device)
     assert not np.array_equal(a.head.weight.numpy(), b.head.weight.numpy())
     b.load(path)
     for (ka, ta), (kb, tb) in zip(a.state_dict().items(), b.state_dict().items()):
-        assert ka == kb and ta.dtype == tb.dtype
+        assert ka == kb and ta.dtype == tb.dtype and tb.device == device
         np.testing.assert_array_equal(ta.numpy(), tb.numpy())
-    x = tg.randn(2, 1, 5, 5)
+    x = tg.randn(2, 1, 5, 5, device=device)
     a.eval(), b.eval()
     np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
     assert b.steps.item() == 7

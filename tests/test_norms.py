@@ -15,8 +15,8 @@ def _both_kernel_paths(kernels):
 SHAPES = {1: (4, 6, 5), 2: (4, 6, 5, 3), 3: (3, 6, 2, 3, 2)}  # (N, C, L), (N, C, H, W), (N, C, D, H, W)
 
 
-def build(name, dims):
-    """A float64 layer of each plugin for 1-, 2- or 3-D inputs, with non-trivial γ, β."""
+def build(name, dims, device="cpu"):
+    """A float64 layer of each plugin for 1-, 2- or 3-D inputs on `device`, with non-trivial γ, β."""
     shape = SHAPES[dims]
     layer = {"batch": lambda: nn.Norm("batch", 6), "instance": lambda: nn.Norm("instance", 6, affine=True),
              "group": lambda: nn.Norm("group", 6, groups=3), "layer": lambda: nn.Norm("layer", shape[-dims:]),
@@ -24,7 +24,7 @@ def build(name, dims):
     rng = np.random.default_rng(dims)
     for p in layer.parameters():
         p.data = 1 + 0.5 * rng.standard_normal(p.shape)
-    return layer.double(), tg.Tensor(rng.standard_normal(shape))
+    return layer.double().to(device), tg.Tensor(rng.standard_normal(shape), device=device)
 
 
 ALL = ["batch", "instance", "group", "layer", "rms", "local_response"]
@@ -32,8 +32,8 @@ ALL = ["batch", "instance", "group", "layer", "rms", "local_response"]
 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("dims", [1, 2, 3])
-def test_every_plugin_gradchecks_on_1d_2d_3d(name, dims):
-    layer, x = build(name, dims)
+def test_every_plugin_gradchecks_on_1d_2d_3d(name, dims, device):
+    layer, x = build(name, dims, device)
     gradcheck_module(layer, x)
 
 
@@ -62,8 +62,8 @@ def composed_reference(layer, x):
 
 @pytest.mark.parametrize("name", ["batch", "instance", "group", "layer", "rms"])
 @pytest.mark.parametrize("dims", [1, 2, 3])
-def test_fused_op_equals_primitive_composition(name, dims):
-    layer, x = build(name, dims)
+def test_fused_op_equals_primitive_composition(name, dims, device):
+    layer, x = build(name, dims, device)
     x.requires_grad = True
     g = np.random.default_rng(5).standard_normal(x.shape)
     fused = layer(x)

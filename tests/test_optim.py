@@ -5,24 +5,26 @@ import numpy as np
 import pytest
 
 import tinygrad_norm as tg
-from tinygrad_norm import nn, optim
+from tinygrad_norm import backend, nn, optim
 
 
-def quadratic_steps(opt_factory, steps=3):
-    """Minimise Σ (w - 1)² ... returning the parameter after each step and the gradients it saw."""
+def quadratic_steps(opt_factory, steps=3, device="cpu"):
+    """Minimise Σ (w - 1)² on `device`, returning the parameter (on the host) and the gradients it saw."""
     w = nn.Parameter(np.array([0.5, -2.0]))
+    w.data = backend.to_device(w.data, device)
     opt = opt_factory([w])
     history = []
     for _ in range(steps):
         opt.zero_grad()
         ((w - 1) ** 2).sum().backward()
-        history.append((w.data.copy(), w.grad.data.copy()))
+        history.append((w.numpy().copy(), w.grad.numpy().copy()))
         opt.step()
-    return w.data, history
+    assert w.device == device
+    return w.numpy(), history
 
 
-def test_sgd_plain_and_weight_decay():
-    w, hist = quadratic_steps(lambda p: optim.SGD(p, lr=0.1, weight_decay=0.01))
+def test_sgd_plain_and_weight_decay(device):
+    w, hist = quadratic_steps(lambda p: optim.SGD(p, lr=0.1, weight_decay=0.01), device=device)
     ref = np.array([0.5, -2.0])
     for _ in range(3):
         ref = ref - 0.1 * (2 * (ref - 1) + 0.01 * ref)
@@ -30,8 +32,8 @@ def test_sgd_plain_and_weight_decay():
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_sgd_momentum(nesterov):
-    w, _ = quadratic_steps(lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=nesterov), steps=4)
+def test_sgd_momentum(nesterov, device):
+    w, _ = quadratic_steps(lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=nesterov), steps=4, device=device)
     ref, buf = np.array([0.5, -2.0]), None
     for _ in range(4):
         g = 2 * (ref - 1)
@@ -41,8 +43,8 @@ def test_sgd_momentum(nesterov):
 
 
 @pytest.mark.parametrize("cls,wd", [(optim.Adam, 0.0), (optim.Adam, 0.1), (optim.AdamW, 0.1)])
-def test_adam_and_adamw(cls, wd):
-    w, _ = quadratic_steps(lambda p: cls(p, lr=0.05, weight_decay=wd), steps=5)
+def test_adam_and_adamw(cls, wd, device):
+    w, _ = quadratic_steps(lambda p: cls(p, lr=0.05, weight_decay=wd), steps=5, device=device)
     ref, m, v = np.array([0.5, -2.0]), 0, 0
     for t in range(1, 6):
         g = 2 * (ref - 1)

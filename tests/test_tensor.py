@@ -119,3 +119,17 @@ def test_cuda_ops_match_cpu():
             np.testing.assert_allclose(out.item(), ref[0], rtol=1e-10)
             np.testing.assert_allclose(x.grad.numpy(), ref[1], rtol=1e-10)
             np.testing.assert_allclose(y.grad.numpy(), ref[2], rtol=1e-10)
+
+
+def test_as_strided_gives_a_read_only_window_view():
+    x = np.arange(12.0).reshape(3, 4)
+    win = backend.as_strided(x, (2, 3, 2, 2), x.strides + x.strides)  # the 2x2 windows of x
+    np.testing.assert_array_equal(win[1, 2], x[1:3, 2:4])
+    assert not win.flags.writeable and np.shares_memory(win, x)
+
+
+def test_bfloat16_is_a_clear_error_everywhere_a_dtype_is_given():
+    for make in (lambda: tg.Tensor([1.0], dtype="bfloat16"), lambda: tg.ones(2).astype("bfloat16"),
+                 lambda: tg.nn.Linear(2, 2).astype("bfloat16")):
+        with pytest.raises(TypeError, match="bfloat16 is not supported.*float16"):
+            make()

@@ -48,18 +48,19 @@ def test_dot_source_of_a_known_graph():
     assert len(edges) == len(set(edges)) and set(edges) == expected
 
 
-def test_parameters_are_named_and_clustered_by_module():
-    model = Tiny()
-    source = viz.draw_graph(model(tg.randn(2, 3)), model).source
+def test_parameters_are_named_and_clustered_by_module(device):
+    model = Tiny().to(device)
+    source = viz.draw_graph(model(tg.randn(2, 3, device=device)), model).source
     for name in ("fc.weight", "fc.bias", "norm.weight", "norm.bias"):
         assert name in source
     assert "subgraph cluster_" in source and 'label="fc: Linear"' in source and 'label="norm: LayerNorm"' in source
     assert "#c7e9c0" in source  # parameters are drawn distinct from activations
 
 
-def test_norm_ops_show_plugin_pattern_and_reduced_axes():
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4))
-    source = viz.draw_graph(model(tg.randn(2, 1, 5, 5)), model).source
+def test_norm_ops_show_plugin_pattern_and_reduced_axes(device):
+    """A CNN's graph, on every device."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4)).to(device)
+    source = viz.draw_graph(model(tg.randn(2, 1, 5, 5, device=device)), model).source
     assert "Normalize [group]\\nn (g c) ... -> n g\\nreduces c, ..." in source
 
 

@@ -252,7 +252,8 @@ def where(cond, a, b):
     """Elementwise `a if cond else b`; differentiable in a and b."""
     like = a if isinstance(a, Tensor) else b
     a, b = as_tensor(a, like), as_tensor(b, like)
-    return ops.Where.apply(a, b, cond=(cond.data if isinstance(cond, Tensor) else cond).astype(bool))
+    cond = cond.data if isinstance(cond, Tensor) else cond
+    return ops.Where.apply(a, b, cond=get_array_module(a.data).asarray(cond).astype(bool))  # on a's device
 
 
 def maximum(a, b): return as_tensor(a, b if isinstance(b, Tensor) else None).maximum(b)

@@ -1,7 +1,8 @@
-"""One training step (forward, loss, backward, optimizer step) of small models, ours beside the same model in
-PyTorch, and the digits CNN trained end to end. CPU, float32, median ms over interleaved runs.
+"""One training step (forward, loss, backward, SGD-momentum step) of small models, ours beside the same model
+in PyTorch, float32, median ms over interleaved runs. On the CPU also the digits CNN trained end to end; on
+a GPU (--device cuda) the batch sits on the device already and every step ends with a synchronization.
 
-    python benchmarks/bench_training.py [--repeat 15] [--json out.json]
+    python benchmarks/bench_training.py [--device cuda] [--repeat 15] [--json out.json]
 """
 import argparse
 import os
@@ -11,7 +12,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import median_ms, report, try_torch  # noqa: E402
+from common import default_json, median_ms, report, synchronizer, try_torch  # noqa: E402
 
 import tinygrad_norm as tg  # noqa: E402
 from tinygrad_norm import nn, optim  # noqa: E402
@@ -37,9 +38,30 @@ def digits_cnn(m, norm):
                         m.Linear(128, 10))
 
 
+def vgg(m, norm):
+    """A 4-convolution VGG-style net on 3x32x32: (conv3 norm relu) x2, pool, (conv3 norm relu) x2, pool, fc."""
+    block = lambda cin, cout: [m.Conv2d(cin, cout, 3, padding=1), norm(m, cout), m.ReLU()]
+    return m.Sequential(*block(3, 64), *block(64, 64), m.MaxPool2d(2), *block(64, 128), *block(128, 128),
+                        m.MaxPool2d(2), m.Flatten(), m.Linear(128 * 8 * 8, 10))
+
+
 BN1 = lambda m, c: m.BatchNorm1d(c)
 BN2 = lambda m, c: m.BatchNorm2d(c)
 GN = lambda m, c: m.GroupNorm(2, c)
+GN32 = lambda m, c: m.GroupNorm(32, c)
+
+CPU_CASES = [
+    ("MLP 784-256-256-10 + BN, batch 128", lambda m: mlp(m, BN1), (128, 784)),
+    ("LeNet + BN (seed 001), 3x32x32, batch 64", lambda m: lenet(m, BN2), (64, 3, 32, 32)),
+    ("LeNet + GN(2), 3x32x32, batch 64", lambda m: lenet(m, GN), (64, 3, 32, 32)),
+    ("LSTM + LN in the cell, 28 steps, batch 64", None, (64, 28, 28)),
+]
+GPU_CASES = [  # the training steps of issue 10's H100 measurements
+    ("MLP 784-256-256-10 + BN, batch 512", lambda m: mlp(m, BN1), (512, 784)),
+    ("LeNet + BN (seed 001), 3x32x32, batch 256", lambda m: lenet(m, BN2), (256, 3, 32, 32)),
+    ("VGG-style 4 conv + BN, 3x32x32, batch 256", lambda m: vgg(m, BN2), (256, 3, 32, 32)),
+    ("VGG-style 4 conv + GN(32), 3x32x32, batch 256", lambda m: vgg(m, GN32), (256, 3, 32, 32)),
+]
 
 
 def ln_lstm_ours(hidden):
@@ -76,25 +98,40 @@ def ln_lstm_torch(torch, hidden):
     return Model()
 
 
-def step_fns(torch, ours, theirs, lr=0.01):
-    """[ours, torch's]: step(x, y) runs one SGD-momentum training step on a NumPy batch (torch's only if installed)."""
-    opt = optim.SGD(ours.parameters(), lr=lr, momentum=0.9)
+def step_fns(torch, ours, theirs, lr=0.01, device="cpu"):
+    """[ours, torch's]: step(x, y) runs one SGD-momentum training step on a batch that is a NumPy array or
+    already on `device` (torch's only if installed), waiting for the device at the end."""
+    ours.to(device)
+    opt, sync = optim.SGD(ours.parameters(), lr=lr, momentum=0.9), synchronizer(device)
 
     def ours_step(x, y):
-        loss = F.cross_entropy(ours(tg.Tensor(x)), y)
+        loss = F.cross_entropy(ours(tg.Tensor(x, device=device)), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()
     if torch is None:
         return [ours_step]
-    topt = torch.optim.SGD(theirs.parameters(), lr=lr, momentum=0.9)
+    theirs.to(device)
+    topt, tsync = torch.optim.SGD(theirs.parameters(), lr=lr, momentum=0.9), synchronizer(device, torch)
 
     def torch_step(x, y):
-        loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y))
+        loss = torch.nn.functional.cross_entropy(theirs(torch.as_tensor(x, device=device)),
+                                                 torch.as_tensor(y, device=device))
         topt.zero_grad()
         loss.backward()
         topt.step()
+        tsync()
     return [ours_step, torch_step]
+
+
+def batches(torch, x, y, device):
+    """The batch each framework's step takes: the NumPy arrays on the CPU, device arrays on a GPU."""
+    if device == "cpu":
+        return [(x, y), (x, y)]
+    import cupy
+    return [(cupy.asarray(x), cupy.asarray(y))] + ([(torch.tensor(x, device=device), torch.tensor(y, device=device))]
+                                                  if torch else [])
 
 
 def train_digits(torch, epochs=5, batch=32):
@@ -114,29 +151,30 @@ def train_digits(torch, epochs=5, batch=32):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--repeat", type=int, default=15)
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench_training.json"),
-                    help="where to write the results (default: benchmarks/results/bench_training.json)")
+    ap.add_argument("--json", default=None, help="where to write the results (default: benchmarks/results/"
+                                                 "bench_training[_cuda].json)")
     args = ap.parse_args(argv)
-    torch = try_torch(threads=os.cpu_count())
-    cases = [
-        ("MLP 784-256-256-10 + BN, batch 128", lambda m: mlp(m, BN1), (128, 784)),
-        ("LeNet + BN (seed 001), 3x32x32, batch 64", lambda m: lenet(m, BN2), (64, 3, 32, 32)),
-        ("LeNet + GN(2), 3x32x32, batch 64", lambda m: lenet(m, GN), (64, 3, 32, 32)),
-        ("LSTM + LN in the cell, 28 steps, batch 64", None, (64, 28, 28)),
-    ]
+    torch = try_torch(threads=os.cpu_count() if args.device == "cpu" else None)
     rows = []
-    for label, make, shape in cases:
+    for label, make, shape in CPU_CASES if args.device == "cpu" else GPU_CASES:
+        tg.manual_seed(0)
         ours = make(nn) if make else ln_lstm_ours(128)
         theirs = (make(torch.nn) if make else ln_lstm_torch(torch, 128)) if torch else None
         rng = np.random.default_rng(0)
         x, y = rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, shape[0])
-        ms = median_ms([lambda step=step: step(x, y) for step in step_fns(torch, ours, theirs)], repeat=args.repeat)
+        steps = step_fns(torch, ours, theirs, device=args.device)
+        data = batches(torch, x, y, args.device)
+        ms = median_ms([lambda step=step, xy=xy: step(*xy) for step, xy in zip(steps, data)], repeat=args.repeat)
         rows.append({"name": f"train step: {label}", "ours_ms": ms[0], "torch_ms": ms[1] if torch else None})
-    times = train_digits(torch)
-    rows.append({"name": "digits CNN + BN, 5 epochs end to end", "ours_ms": times[0] * 1e3,
-                 "torch_ms": times[1] * 1e3 if torch else None})
-    report(f"training, cpu, float32, median of {args.repeat} (end to end: one run each)", rows, args.json)
+    if args.device == "cpu":
+        times = train_digits(torch)
+        rows.append({"name": "digits CNN + BN, 5 epochs end to end", "ours_ms": times[0] * 1e3,
+                     "torch_ms": times[1] * 1e3 if torch else None})
+    title = f"training, {args.device}, float32, median of {args.repeat}" + \
+        (" (end to end: one run each)" if args.device == "cpu" else "")
+    report(title, rows, args.json or default_json(__file__, "bench_training", args.device))
     return rows
 
 

@@ -51,7 +51,7 @@ def _targets(target, n, classes, like):
     t = get_array_module(like).asarray(target.data if isinstance(target, Tensor) else target)
     if t.dtype.kind not in "iu" or t.shape != (n,):
         raise ValueError(f"targets must be {n} integer class indices (shape ({n},)); got {t.dtype} of shape {t.shape}")
-    if t.size and (t.min() < 0 or t.max() >= classes):
+    if t.size and bool(((t < 0) | (t >= classes)).any()):  # one read back from a GPU, not two
         raise ValueError(f"targets must lie in [0, {classes}); got values from {t.min()} to {t.max()}")
     return t
 

@@ -10,6 +10,7 @@ import pytest
 import tinygrad_norm as tg
 from tinygrad_norm import backend, nn
 from tinygrad_norm.norms import Normalize
+from tinygrad_norm.norms.normalize import backward, forward
 from tinygrad_norm.norms.kernels import cuda, numba_cpu, reference
 
 GPU, NO_GPU = backend.gpu_available()
@@ -68,10 +69,10 @@ def test_every_implementation_matches_the_reference(case, impl_name):
     impl = implementation(impl_name)
     plan, x, dy, w, b, (rm, rv) = setup(case, impl)
     ref, rx, rdy, rw, rb, (rrm, rrv) = setup(case, reference)  # the same arrays (same seed), on the host
-    y, mean, var = impl.forward(plan, x, w, b, 1e-5)
-    y_ref, mean_ref, var_ref = reference.forward(ref, rx, rw, rb, 1e-5)
+    y, count, mean, var = forward(plan, x, w, b, 1e-5)
+    y_ref, _, mean_ref, var_ref = forward(ref, rx, rw, rb, 1e-5)
     close([y, mean, var], [y_ref, mean_ref, var_ref])
-    close(impl.backward(plan, x, dy, mean, var, w, 1e-5), reference.backward(ref, rx, rdy, mean_ref, var_ref, rw, 1e-5))
+    close(backward(plan, x, dy, mean, var, w, 1e-5, count), backward(ref, rx, rdy, mean_ref, var_ref, rw, 1e-5, count))
     # fixed (running) statistics, as in eval mode: normalize, the parameter gradients, dx with Σg = None
     if not plan.center:
         rm = rrm = None
@@ -83,16 +84,18 @@ def test_every_implementation_matches_the_reference(case, impl_name):
 
 @pytest.mark.parametrize("impl_name", ["reference", "numba_cpu", "cuda"])
 @pytest.mark.parametrize("case", CASES)
-def test_split_halves_compose_to_the_fused_calls(case, impl_name):
-    """statistics -> normalize is forward; grad_sums -> input_grad is backward: the seam a process group uses."""
+def test_halves_with_a_combiner_between_them_equal_the_default_path(case, impl_name):
+    """With an identity combiner the halves run apart (statistics -> normalize, grad_sums -> input_grad): the
+    seam a process group uses. It must give what the default path (fused where the kernels fuse) gives."""
     impl = implementation(impl_name)
     plan, x, dy, w, b, _ = setup(case, impl)
-    y, mean, var = impl.forward(plan, x, w, b, 1e-5)
-    close(impl.statistics(plan, x), [mean, var])
-    close([impl.normalize(plan, x, mean, var, w, b, 1e-5)], [y])
-    dx, dw, db = impl.backward(plan, x, dy, mean, var, w, 1e-5)
-    sum_g, sum_gx, dw2, db2 = impl.grad_sums(plan, x, dy, mean, var, w, 1e-5)
-    close([impl.input_grad(plan, x, dy, mean, var, w, 1e-5, sum_g, sum_gx, plan.count), dw2, db2], [dx, dw, db])
+    y, count, mean, var = forward(plan, x, w, b, 1e-5)
+    sync = Recorder()
+    y_apart, count_apart, mean_apart, var_apart = forward(plan, x, w, b, 1e-5, sync)
+    assert count_apart == count
+    close([y_apart, mean_apart, var_apart], [y, mean, var])
+    close(backward(plan, x, dy, mean, var, w, 1e-5, count, sync), backward(plan, x, dy, mean, var, w, 1e-5, count))
+    assert [seen[0] for seen in sync.seen] == ["moments", "sums"]
 
 
 def test_gradient_sums_are_the_closed_form_ones():
@@ -217,10 +220,11 @@ def test_every_cuda_launch_matches_its_kernels_signature(case, dtype, monkeypatc
     plan, x, dy, w, b, (rm, rv) = setup(case, reference, np.dtype(dtype))
     launches = []
     monkeypatch.setattr(cuda, "_kernel", lambda dt, name: launch_checker(np.dtype(dt).name, name, plan, launches))
-    y, mean, var = cuda.forward(plan, x, w, b, 1e-5)
+    plan = dataclasses.replace(plan, kernels=cuda)
+    y, count, mean, var = forward(plan, x, w, b, 1e-5)
     assert y.dtype == dtype and launches == ["statistics", "normalize"]
     launches.clear()
-    dx, dw, db = cuda.backward(plan, x, dy, mean, var, w, 1e-5)
+    dx, dw, db = backward(plan, x, dy, mean, var, w, 1e-5, count)
     rows_with_params = plan.layout[0] == "rows" and w is not None
     assert dx.dtype == dtype and launches == ["grad_sums"] + ["param_grads"] * rows_with_params + ["input_grad"]
     assert dw is None if w is None else (dw.shape == w.shape and db.shape == w.shape)

@@ -1,13 +1,39 @@
 """The one normalize op behind every declared plugin; its arithmetic is the kernels' (see kernels/).
 
-    forward:  statistics -> [sync.moments] -> normalize        (fused into one call without sync)
-    backward: grad_sums  -> [sync.sums]    -> input_grad       (fused into one call without sync)
+    forward:  statistics -> [sync.moments] -> normalize        (one fused call where the kernels have one)
+    backward: grad_sums  -> [sync.sums]    -> input_grad       (likewise)
 
 In eval mode the statistics are fixed (running averages) and dx = r·dy·γ. `sync`, when given, combines
-what each process computed locally between the halves: `sync.moments(count, mean, var) -> (count, mean,
-var)` and `sync.sums(Σg, Σg·x̂) -> (Σg, Σg·x̂)`, summed over every process.
+what each process computed locally between the halves, so the halves always run apart then:
+`sync.moments(count, mean, var) -> (count, mean, var)` and `sync.sums(Σg, Σg·x̂) -> (Σg, Σg·x̂)`, summed
+over every process.
 """
 from ..autograd import Function
+
+
+def forward(plan, x, w, b, eps, sync=None):
+    """(y, count, mean, var) with batch statistics."""
+    kernels = plan.kernels
+    if sync is None and hasattr(kernels, "forward"):
+        y, mean, var = kernels.forward(plan, x, w, b, eps)
+        return y, plan.count, mean, var
+    count, (mean, var) = plan.count, kernels.statistics(plan, x)
+    if sync is not None:
+        count, mean, var = sync.moments(count, mean, var)
+    return kernels.normalize(plan, x, mean, var, w, b, eps), count, mean, var
+
+
+def backward(plan, x, dy, mean, var, w, eps, count, sync=None, fixed=False):
+    """(dx, dw, db); `fixed`: the statistics were constants (eval), so dx = r·dy·γ."""
+    kernels = plan.kernels
+    if not fixed and sync is None and hasattr(kernels, "backward"):
+        return kernels.backward(plan, x, dy, mean, var, w, eps)
+    sum_g, sum_gx, dw, db = kernels.grad_sums(plan, x, dy, mean, var, w, eps)
+    if fixed:
+        sum_g = sum_gx = None
+    elif sync is not None:
+        sum_g, sum_gx = sync.sums(sum_g, sum_gx)
+    return kernels.input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count), dw, db
 
 
 class Normalize(Function):
@@ -24,32 +50,18 @@ class Normalize(Function):
         return f"{self.name} [{self.plugin}]\n{self.pattern.text}\nreduces {reduced}" + ("" if self.stats is None else " (running stats)")
 
     def forward(self, x, weight=None, bias=None):
-        plan, kernels, eps = self.plan, self.plan.kernels, self.eps
-        count = plan.count
-        if self.stats is not None:
-            mean, var = self.stats
-            y = kernels.normalize(plan, x, mean, var, weight, bias, eps)
-        elif self.sync is None:
-            y, mean, var = kernels.forward(plan, x, weight, bias, eps)
+        if self.stats is None:
+            y, count, mean, var = forward(self.plan, x, weight, bias, self.eps, self.sync)
+            self.batch_stats = (count, mean, var)
         else:
-            count, mean, var = self.sync.moments(count, *kernels.statistics(plan, x))
-            y = kernels.normalize(plan, x, mean, var, weight, bias, eps)
+            (mean, var), count, self.batch_stats = self.stats, self.plan.count, None
+            y = self.plan.kernels.normalize(self.plan, x, mean, var, weight, bias, self.eps)
         self.x, self.weight, self.mean, self.var, self.count = x, weight, mean, var, count
-        self.batch_stats = None if self.stats is not None else (count, mean, var)
         return y
 
     def backward(self, dy):
-        plan, kernels, eps = self.plan, self.plan.kernels, self.eps
-        x, w, mean, var = self.x, self.weight, self.mean, self.var
-        if self.stats is None and self.sync is None:
-            dx, dw, db = kernels.backward(plan, x, dy, mean, var, w, eps)
-        else:
-            sum_g, sum_gx, dw, db = kernels.grad_sums(plan, x, dy, mean, var, w, eps)
-            if self.stats is not None:
-                sum_g = sum_gx = None
-            elif self.sync is not None:
-                sum_g, sum_gx = self.sync.sums(sum_g, sum_gx)
-            dx = kernels.input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, self.count)
+        dx, dw, db = backward(self.plan, self.x, dy, self.mean, self.var, self.weight, self.eps, self.count,
+                              self.sync, fixed=self.stats is not None)
         return (dx, dw, db)[:len(self.needs_grad)]
 
 

@@ -11,8 +11,13 @@ splits, so that a step between the halves can combine them across processes:
     normalize(plan, x, mean, var, w, b, eps)        -> y
     grad_sums(plan, x, dy, mean, var, w, eps)       -> Σg, Σg·x̂, dw, db   (g = dy·γ; dw, db shaped like w)
     input_grad(plan, x, dy, mean, var, w, eps, Σg, Σg·x̂, count) -> dx   (Σg None: fixed statistics)
-    forward(plan, x, w, b, eps)                     -> y, mean, var    (the two forward halves, maybe fused)
-    backward(plan, x, dy, mean, var, w, eps)        -> dx, dw, db      (the two backward halves, maybe fused)
+
+and, where an implementation can fuse the halves of one direction (numba_cpu), optionally
+
+    forward(plan, x, w, b, eps)                     -> y, mean, var
+    backward(plan, x, dy, mean, var, w, eps)        -> dx, dw, db      (batch statistics)
+
+which the op uses when nothing sits between the halves (normalize.forward / normalize.backward).
 
 x, y, dy and dx have the input's shape and dtype; mean and var have `plan.stats_shape` and are float32 for
 float16 input (the statistics are accumulated in float32 or wider), else x's dtype. w, b (None when absent)

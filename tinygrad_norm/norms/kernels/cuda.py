@@ -9,8 +9,8 @@ elements (p·S + s)·Q + q, and γ, β are read at (s mod K)·J + q / I:
 Five kernels, each one pass: `statistics` (a block per statistic, shifted sums in double, so an offset of
 1e4 costs nothing), `normalize` (elementwise), `grad_sums` (a block per statistic: Σg, Σg·x̂, Σdy, Σdy·x̂
 in one read; for columns the last two are dγ, dβ), `param_grads` (rows only: a block per element of γ)
-and `input_grad` (elementwise). Forward is two launches, backward two or three. float16 is loaded and
-stored as half and computed in float; statistics and parameters are float32 for it.
+and `input_grad` (elementwise). Forward is two launches, backward two or three; the op runs them in turn.
+float16 is loaded and stored as half and computed in float; statistics and parameters are float32 for it.
 """
 import functools
 
@@ -328,12 +328,3 @@ def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
         np.float64(eps), np.float64(1.0 / count), _int(plan.center), _int(w_ is not None)))
     return dx.reshape(x.shape)
 
-
-def forward(plan, x, w, b, eps):
-    mean, var = statistics(plan, x)
-    return normalize(plan, x, mean, var, w, b, eps), mean, var
-
-
-def backward(plan, x, dy, mean, var, w, eps):
-    sum_g, sum_gx, dw, db = grad_sums(plan, x, dy, mean, var, w, eps)
-    return input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, plan.count), dw, db

@@ -70,12 +70,3 @@ def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
         dx *= r
     return dx.astype(x.dtype, copy=False).reshape(x.shape)
 
-
-def forward(plan, x, w, b, eps):
-    mean, var = statistics(plan, x)
-    return normalize(plan, x, mean, var, w, b, eps), mean, var
-
-
-def backward(plan, x, dy, mean, var, w, eps):
-    sum_g, sum_gx, dw, db = grad_sums(plan, x, dy, mean, var, w, eps)
-    return input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, plan.count), dw, db

@@ -17,7 +17,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..nn.module import Module, Parameter
 from ..tensor import Tensor
-from .kernels import stats_dtype
+from .kernels import choose, stats_dtype
 from .normalize import normalize
 from .pattern import Pattern, PatternError
 from .plan import make_plan
@@ -81,7 +81,8 @@ class NormLayer(Module):
     def plan(self, shape, device="cpu"):
         key = (tuple(shape), device)
         if key not in self._plans:
-            self._plans[key] = make_plan(self.pattern.bind(shape, self.sizes), self.param_names, self.center, device)
+            binding = self.pattern.bind(shape, self.sizes)
+            self._plans[key] = make_plan(binding, self.param_names, self.center, device, choose)
         return self._plans[key]
 
     def forward(self, x):

@@ -79,12 +79,11 @@ def layout(view, axes, param_shape):
     return "columns", (math.prod(view[:lo]), math.prod(view[lo:hi]), math.prod(view[hi:])), (lo, hi)
 
 
-def make_plan(binding, param_names, center, device):
-    """Plan one input shape on one device: the view, its layout, and the kernels that will run it."""
-    from . import kernels
+def make_plan(binding, param_names, center, device, choose):
+    """Plan one input shape on one device: the view, its layout, and the kernels `choose(device, layout)` picks."""
     view, axes, param_shape, batch_axes = canonical_view(binding, param_names)
     fit = layout(view, axes, param_shape)
-    return Plan(binding.input_shape, view, axes, param_shape, batch_axes, center, fit, kernels.choose(device, fit))
+    return Plan(binding.input_shape, view, axes, param_shape, batch_axes, center, fit, choose(device, fit))
 
 
 def fold_param_grad(plan, partial, like):

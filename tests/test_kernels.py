@@ -9,7 +9,7 @@ import pytest
 
 import tinygrad_norm as tg
 from tinygrad_norm import backend, nn
-from tinygrad_norm.norms import Normalize
+from tinygrad_norm.norms import NormLayer, Normalize
 from tinygrad_norm.norms.normalize import backward, forward
 from tinygrad_norm.norms.kernels import cuda, numba_cpu, reference
 
@@ -24,6 +24,7 @@ CASES = {  # name: (layer, input shape); together they reach every layout and ke
     "instance": (lambda: nn.InstanceNorm2d(6, affine=True), (8, 6, 5, 4)),
     "instance_plain": (lambda: nn.InstanceNorm2d(6), (8, 6, 5, 4)),       # no γ, β
     "rms": (lambda: nn.RMSNorm(4), (8, 6, 5, 4)),                          # no centering, no β
+    "per_channel_rows": (lambda: NormLayer((6, 4), pattern="n c d -> n c", param_axes="c d"), (8, 6, 4)),  # K > 1
 }
 
 
@@ -178,9 +179,17 @@ def test_cuda_index_arithmetic_pools_and_reads_what_the_reference_does(case):
     mean, var = reference.statistics(plan, x)
     pooled = x.ravel()[element].transpose(1, 0, 2).reshape(S, -1)
     np.testing.assert_allclose(pooled.var(axis=1) if plan.center else (pooled ** 2).mean(axis=1), var.ravel())
-    if w is not None:
-        gamma = np.broadcast_to(w.reshape(plan.param_shape), plan.view).ravel()
-        np.testing.assert_array_equal(cuda._flat_param(w, plan, np.float64)[(s % K) * J + q // I], gamma[element])
+    if w is None:
+        return
+    gamma = np.broadcast_to(w.reshape(plan.param_shape), plan.view).ravel()
+    flat_gamma = cuda._flat_param(w, plan, np.float64)
+    np.testing.assert_array_equal(flat_gamma[(s % K) * J + q // I], gamma[element])
+    if plan.layout[0] == "rows" and I == 1:  # column_param_grads: x as (B, C); element b·C + c, statistic b·K + c / J
+        statistic_of = np.empty(x.size, int)
+        statistic_of[element] = s
+        b_, c_ = np.meshgrid(np.arange(S // K), np.arange(K * J), indexing="ij")
+        np.testing.assert_array_equal(statistic_of[b_ * K * J + c_], b_ * K + c_ // J)
+        np.testing.assert_array_equal(flat_gamma[c_], gamma[b_ * K * J + c_])
 
 
 def kernel_signatures(source):
@@ -208,7 +217,10 @@ def launch_checker(dtype, name, plan, launches):
             elif not (isinstance(arg, np.uint64) and arg == 0):  # a null pointer is allowed for optional arrays
                 assert isinstance(arg, np.ndarray) and arg.flags.c_contiguous, (name, pname)
                 assert arg.dtype == (storage if ctype == "T*" else stats), (name, pname, arg.dtype)
-                assert arg.size == length.get(pname, S), (name, pname, arg.size)
+                if pname.endswith("_part"):  # one row of partial sums per chunk
+                    assert arg.size % (K * J) == 0, (name, pname, arg.size)
+                else:
+                    assert arg.size == length.get(pname, S), (name, pname, arg.size)
         launches.append(name)
     return launch
 
@@ -221,12 +233,14 @@ def test_every_cuda_launch_matches_its_kernels_signature(case, dtype, monkeypatc
     launches = []
     monkeypatch.setattr(cuda, "_kernel", lambda dt, name: launch_checker(np.dtype(dt).name, name, plan, launches))
     plan = dataclasses.replace(plan, kernels=cuda)
+    I = cuda._geometry(plan)[-1]
     y, count, mean, var = forward(plan, x, w, b, 1e-5)
     assert y.dtype == dtype and launches == ["statistics", "normalize"]
     launches.clear()
     dx, dw, db = backward(plan, x, dy, mean, var, w, 1e-5, count)
     rows_with_params = plan.layout[0] == "rows" and w is not None
-    assert dx.dtype == dtype and launches == ["grad_sums"] + ["param_grads"] * rows_with_params + ["input_grad"]
+    param_kernel = "column_param_grads" if I == 1 else "param_grads"
+    assert dx.dtype == dtype and launches == ["grad_sums"] + [param_kernel] * rows_with_params + ["input_grad"]
     assert dw is None if w is None else (dw.shape == w.shape and db.shape == w.shape)
     launches.clear()
     cuda.normalize(plan, x, rm if plan.center else None, rv, w, b, 1e-5)  # running statistics, as in eval

@@ -6,11 +6,14 @@ elements (p·S + s)·Q + q, and γ, β are read at (s mod K)·J + q / I:
     rows      (B, K, Ip, Ir)  ->  P = 1, S = B·K, Q = Ip·Ir;  K, J, I = K, Ip, Ir
     columns   (B, K, I)       ->  P = B, S = K,   Q = I;      K, J, I = K, 1, I
 
-Five kernels, each one pass: `statistics` (a block per statistic, shifted sums in double, so an offset of
+Six kernels, each one pass: `statistics` (a block per statistic, shifted sums in double, so an offset of
 1e4 costs nothing), `normalize` (elementwise), `grad_sums` (a block per statistic: Σg, Σg·x̂, Σdy, Σdy·x̂
-in one read; for columns the last two are dγ, dβ), `param_grads` (rows only: a block per element of γ)
-and `input_grad` (elementwise). Forward is two launches, backward two or three; the op runs them in turn.
-float16 is loaded and stored as half and computed in float; statistics and parameters are float32 for it.
+in one read; for columns the last two are dγ, dβ), `param_grads` (rows: a block per element of γ),
+`column_param_grads` (rows whose γ varies along every element, LayerNorm: a warp across 32 adjacent
+columns so that its loads coalesce, partial sums per chunk of rows) and `input_grad` (elementwise).
+Forward is two launches; backward two (columns), three (rows) or four (LayerNorm: the chunks' sum); the op
+runs them in turn. float16 is loaded and stored as half and computed in float; statistics and parameters
+are float32 for it.
 """
 import functools
 
@@ -19,7 +22,8 @@ import numpy as np
 from ...backend import get_array_module
 from ..plan import fold_param_grad
 
-BLOCK = 512          # threads of a reducing block
+BLOCK = 512          # threads of a reducing block (16 warps: column_param_grads relies on it)
+TARGET_BLOCKS = 4 * 132  # enough blocks to keep an H100's 132 multiprocessors busy
 ELEMENTWISE = 256    # threads of an elementwise block
 
 PRELUDE = {  # storage type T, compute type F, and the loads and stores between them
@@ -157,6 +161,35 @@ extern "C" __global__ void param_grads(const T* x, const T* dy, const F* mean, c
     if (threadIdx.x == 0) { db[blockIdx.x] = (F)c; dw[blockIdx.x] = (F)cx; }
 }
 
+// Rows layout with I = 1 (LayerNorm, RMSNorm): x is a (B, C) matrix, C = K·J, whose column c is γ's element c
+// and whose row b holds the statistics s = b·K + c / J. A warp spans 32 adjacent columns (coalesced), the
+// block's 16 warps take every 16th row of this block's chunk of rows; one partial sum per chunk and column.
+extern "C" __global__ void column_param_grads(const T* x, const T* dy, const F* mean, const F* var,
+                                              F* dw_part, F* db_part, long long B, long long C, long long J,
+                                              long long rows_per_chunk, double eps, int center) {
+    __shared__ double shared[2][16][33];
+    const int lane = threadIdx.x & 31, row_lane = threadIdx.x >> 5;
+    const long long c = blockIdx.x * 32LL + lane, first = blockIdx.y * rows_per_chunk;
+    const long long last = min(first + rows_per_chunk, B);
+    double a = 0.0, ax = 0.0;
+    if (c < C) {
+        for (long long b = first + row_lane; b < last; b += 16) {
+            long long s = b * (C / J) + c / J, e = b * C + c;
+            double d = ld(dy, e);
+            a += d;
+            ax += d * ((double)ld(x, e) - (center ? (double)mean[s] : 0.0)) * rsqrt((double)var[s] + eps);
+        }
+    }
+    shared[0][row_lane][lane] = a;
+    shared[1][row_lane][lane] = ax;
+    __syncthreads();
+    if (row_lane == 0 && c < C) {
+        for (int k = 1; k < 16; ++k) { a += shared[0][k][lane]; ax += shared[1][k][lane]; }
+        db_part[blockIdx.y * C + c] = (F)a;
+        dw_part[blockIdx.y * C + c] = (F)ax;
+    }
+}
+
 // dx = r·(g - Σg/count - x̂·Σg·x̂/count); with fixed statistics (sum_g null) dx = r·g.
 extern "C" __global__ void input_grad(const T* x, const T* dy, const F* mean, const F* var, const F* w,
                                       const F* sum_g, const F* sum_gx, T* dx, long long rows, long long S,
@@ -175,7 +208,7 @@ extern "C" __global__ void input_grad(const T* x, const T* dy, const F* mean, co
 }
 """
 
-NAMES = ("statistics", "normalize", "grad_sums", "param_grads", "input_grad")
+NAMES = ("statistics", "normalize", "grad_sums", "param_grads", "column_param_grads", "input_grad")
 
 
 def source(dtype):
@@ -302,12 +335,31 @@ def grad_sums(plan, x, dy, mean, var, w, eps):
         return sum_g, sum_gx, None, None
     if plan.layout[0] == "columns":
         dw, db = sums[3], sums[2]
+    elif I == 1:
+        dw, db = _column_param_grads(plan, x, dy, mean_, var_, eps, dtype)
     else:
         dw, db = xp.empty(K * J, dtype), xp.empty(K * J, dtype)
         _kernel(x.dtype, "param_grads")((K * J,), (BLOCK,), (
             x, dy, _or_null(mean_), var_, dw, db, np.int64(S), np.int64(Q), np.int64(K), np.int64(J), np.int64(I),
             np.float64(eps), _int(plan.center)))
     return sum_g, sum_gx, fold_param_grad(plan, dw, w), fold_param_grad(plan, db, w)
+
+
+def _column_param_grads(plan, x, dy, mean, var, eps, dtype):
+    """dγ, dβ for rows whose γ varies along every element: `column_param_grads` on blocks of 32 columns and
+    chunks of rows (enough blocks to fill the GPU), then one sum over the chunks."""
+    xp = get_array_module(x)
+    _, S, Q, K, J, _ = _geometry(plan)
+    rows, columns = S // K, Q * K
+    column_blocks = (columns + 31) // 32
+    chunks = max(1, min((rows + 15) // 16, -(-TARGET_BLOCKS // column_blocks)))
+    rows_per_chunk = -(-rows // chunks)
+    chunks = -(-rows // rows_per_chunk)
+    dw_part, db_part = xp.empty((chunks, columns), dtype), xp.empty((chunks, columns), dtype)
+    _kernel(x.dtype, "column_param_grads")((column_blocks, chunks), (BLOCK,), (
+        x, dy, _or_null(mean), var, dw_part, db_part, np.int64(rows), np.int64(columns), np.int64(J),
+        np.int64(rows_per_chunk), np.float64(eps), _int(plan.center)))
+    return dw_part.sum(axis=0), db_part.sum(axis=0)
 
 
 def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):

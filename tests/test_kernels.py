@@ -259,7 +259,8 @@ HALF_CASES = {"batch2d": CASES["batch2d"], "batch1d": CASES["batch1d"], "layer":
 @pytest.mark.parametrize("case", HALF_CASES)
 def test_float16_input_gives_float16_close_to_float32(case, device, kernels):
     """Statistics in float32, output and input gradient in float16, parameters and their gradients float32;
-    within float16's rounding (2⁻¹¹ relative) of the same layer run in float32 on the same rounded input."""
+    within twice float16's rounding (2⁻¹¹ of the largest value) of the same layer run in float32 on the same
+    rounded input (measured on the CPU: at most 3.9e-4)."""
     make, shape = HALF_CASES[case]
     rng = np.random.default_rng(3)
     x16 = rng.standard_normal(shape).astype(np.float16)
@@ -276,7 +277,7 @@ def test_float16_input_gives_float16_close_to_float32(case, device, kernels):
     half, single = results
     for h, s in zip(half, single):
         scale = np.abs(s).max()
-        np.testing.assert_allclose(h.astype(np.float32), s, rtol=0, atol=4e-3 * scale)
+        np.testing.assert_allclose(h.astype(np.float32), s, rtol=0, atol=1e-3 * scale)
 
 
 def test_float16_statistics_are_accumulated_wider(device, kernels):

@@ -290,6 +290,16 @@ def test_float16_statistics_are_accumulated_wider(device, kernels):
     np.testing.assert_allclose(y.astype(np.float64), expected, rtol=0, atol=4e-3)
 
 
+def test_float16_rmsnorm_with_its_default_eps(device, kernels):
+    """RMSNorm's default eps is float16's own epsilon, a NumPy float16 scalar that numba refused."""
+    x = np.random.default_rng(6).standard_normal((4, 8)).astype(np.float16)
+    y = nn.RMSNorm(8).to(device)(tg.Tensor(x, device=device)).numpy()
+    x64 = x.astype(np.float64)
+    expected = x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + np.finfo(np.float16).eps)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(y.astype(np.float64), expected, rtol=0, atol=2e-3)
+
+
 def test_float16_running_statistics_stay_float32(kernels):
     bn = nn.BatchNorm2d(6)
     bn(tg.Tensor(np.random.default_rng(4).standard_normal((8, 6, 5, 4)).astype(np.float16)))

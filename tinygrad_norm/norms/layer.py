@@ -99,7 +99,7 @@ class NormLayer(Module):
                 f"such as GroupNorm")
         fixed = self._running_stats(plan, x.dtype) if not self.training and self.track_running_stats else None
         params = [p for p in (self.weight, self.bias) if p is not None]
-        eps = np.finfo(x.dtype).eps if self.eps is None else self.eps
+        eps = float(np.finfo(x.dtype).eps if self.eps is None else self.eps)  # a Python float: numba has no float16
         out, batch_stats = normalize(x, params, plan, eps, stats=fixed, plugin=self.name, pattern=self.pattern)
         if self.training and self.track_running_stats:
             self._update_running_stats(plan, *batch_stats)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import tinygrad_norm as tg
-from tinygrad_norm import gradcheck, nn
+from tinygrad_norm import backend, gradcheck, nn
 from tinygrad_norm.nn import functional as F
+from tinygrad_norm.ops import conv
 
 
 def conv2d_reference(x, w, b, stride, padding, dilation, groups):
@@ -112,3 +113,20 @@ def test_pools_whose_windows_tile_the_input(pool, reduce, pad_value, rng, device
     x = Tensor(rng.standard_normal((2, 3, 6, 4)))  # 2x2 windows, stride 2: each element in exactly one window
     np.testing.assert_allclose(pool(x, 2).numpy(), pool_reference(x.numpy(), 2, 2, 0, reduce, pad_value))
     gradcheck(lambda t: pool(t, 2), x)
+
+
+def test_conv_and_pools_take_their_windows_from_the_backend_as_strided(monkeypatch, rng):
+    """NumPy's and CuPy's as_strided differ (CuPy's has no `writeable`), so windows come from backend.as_strided."""
+    views = []
+
+    def spy(x, shape, strides):
+        views.append(backend.as_strided(x, shape, strides))
+        return views[-1]
+    monkeypatch.setattr(conv, "as_strided", spy)
+    x, w = tg.Tensor(rng.standard_normal((2, 4, 6, 5))), tg.Tensor(rng.standard_normal((6, 2, 3, 2)))
+    for op, window in [(lambda: F.conv2d(x, w, padding=1, stride=2, groups=2), (2, 4, 3, 3, 3, 2)),
+                       (lambda: F.max_pool2d(x, 3, 2, 1), (2, 4, 3, 3, 3, 3)),
+                       (lambda: F.avg_pool2d(x, 2), (2, 4, 3, 2, 2, 2))]:
+        n = len(views)
+        op()
+        assert len(views) == n + 1 and views[-1].shape == window and not views[-1].flags.writeable

@@ -67,3 +67,7 @@ def test_mixing_devices_in_one_op_names_the_op_and_both_devices():
         tg.ones(2) + tg.ones(2, device="cuda")
     with pytest.raises(backend.DeviceError, match=r"MatMul: .*cpu and cuda"):
         tg.ones(2, 2, device="cuda") @ tg.ones(2, 2)
+    with pytest.raises(backend.DeviceError, match=r"Mul: .*cpu and cuda"):
+        tg.ones(2, device="cuda") * np.ones(2)  # a host array is not copied to the GPU behind the user's back
+    with pytest.raises(backend.DeviceError, match=r"lt: .*cpu and cuda"):
+        tg.ones(2, device="cuda") < tg.ones(2)

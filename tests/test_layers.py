@@ -85,16 +85,16 @@ def test_loss_errors_are_clear():
         F.mse_loss(logits, logits, reduction="avg")
 
 
-def test_dropout_train_and_eval():
+def test_dropout_train_and_eval(device):
     tg.manual_seed(0)
     layer = nn.Dropout(0.25)
-    x = tg.ones(1000, 10)
+    x = tg.ones(1000, 10, device=device)
     y = layer(x).numpy()
     assert set(np.unique(y)) == {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.02
     layer.eval()
     assert layer(x) is x
-    gradcheck(lambda t: F.dropout(t, 0.0), tg.randn(3))
+    gradcheck(lambda t: F.dropout(t, 0.0), tg.randn(3, device=device))
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         F.dropout(x, 1.0)
 

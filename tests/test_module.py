@@ -108,3 +108,16 @@ def test_to_cpu_keeps_parameters():
     net = Net()
     w = net.head.weight
     assert net.to("cpu") is net and net.head.weight is w and w.device == "cpu"
+
+
+def test_half_and_float_cast_floating_parameters_and_buffers(device):
+    net = Net().to(device)
+    net.register_buffer("scale", tg.Tensor(np.ones(2, np.float32), device=device))
+    w = net.head.weight.numpy()
+    assert net.half() is net
+    assert {t.dtype for t in net.parameters()} | {net.scale.dtype} == {np.dtype(np.float16)}
+    assert net.steps.dtype == np.int64 and net.head.weight.device == device  # integers and the device are kept
+    np.testing.assert_array_equal(net.head.weight.numpy(), w.astype(np.float16))
+    assert net(tg.randn(2, 1, 5, 5, dtype=np.float16, device=device)).dtype == np.float16
+    net.float()
+    assert {t.dtype for t in net.parameters()} | {net.scale.dtype} == {np.dtype(np.float32)}

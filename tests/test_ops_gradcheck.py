@@ -1,12 +1,12 @@
 """Every differentiable op, gradchecked in float64 against central differences."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import tinygrad_norm as tg
-from tinygrad_norm import gradcheck
+from tinygrad_norm import backend, gradcheck
 
 
 def rand(rng, *shape, positive=False, device="cpu"):
@@ -25,12 +25,16 @@ BINARY = {
 }
 
 
+# the device fixture is the same string for every example, so hypothesis may share it between them
+one_device = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
 @pytest.mark.parametrize("name", BINARY)
-@settings(max_examples=12, deadline=None)
+@settings(one_device, max_examples=12, deadline=None)
 @given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3))
-def test_binary_ops_broadcast_both_ways(name, shapes):
+def test_binary_ops_broadcast_both_ways(name, shapes, device):
     rng = np.random.default_rng(1)
-    a, b = (rand(rng, *s, positive=name in ("div", "pow")) for s in shapes.input_shapes)
+    a, b = (rand(rng, *s, positive=name in ("div", "pow"), device=device) for s in shapes.input_shapes)
     assert BINARY[name](a, b).shape == np.broadcast_shapes(*shapes.input_shapes)
     gradcheck(BINARY[name], a, b)
 
@@ -75,11 +79,11 @@ def test_reductions(op, axis, keepdims, rng, device):
     gradcheck(lambda t: getattr(t, op)(axis=axis, keepdims=keepdims), x)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(one_device, max_examples=15, deadline=None)
 @given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=4), data=st.data())
-def test_sum_and_mean_over_random_axes(shape, data):
+def test_sum_and_mean_over_random_axes(shape, data, device):
     axes = data.draw(st.lists(st.integers(-len(shape), len(shape) - 1), unique_by=lambda a: a % len(shape)))
-    x = tg.Tensor(np.random.default_rng(2).standard_normal(shape))
+    x = tg.Tensor(np.random.default_rng(2).standard_normal(shape), device=device)
     gradcheck(lambda t: t.sum(axis=tuple(axes), keepdims=True) * t.mean(axis=tuple(axes), keepdims=True), x)
 
 
@@ -161,11 +165,12 @@ def test_closed_form_derivatives(rng, device):
 
 def test_operators_with_numbers_and_arrays_on_either_side(rng, device):
     x = rand(rng, 2, 3, device=device)
-    arr = rng.standard_normal(3)
+    host = rng.standard_normal(3)
+    arr = backend.to_device(host, device)  # an array on x's device (one on another device is a DeviceError)
     for out, ref in [(1 + x, 1 + x.numpy()), (x - 2, x.numpy() - 2), (2 - x, 2 - x.numpy()), (3 * x, 3 * x.numpy()),
                      (x / 4, x.numpy() / 4), (1 / (x.abs() + 1), 1 / (np.abs(x.numpy()) + 1)),
-                     (arr + x, arr + x.numpy()), (x * arr, x.numpy() * arr), (arr - x, arr - x.numpy()),
-                     (arr @ x.T, arr @ x.numpy().T)]:
+                     (arr + x, host + x.numpy()), (x * arr, x.numpy() * host), (arr - x, host - x.numpy()),
+                     (arr @ x.T, host @ x.numpy().T)]:
         assert isinstance(out, tg.Tensor)
         np.testing.assert_allclose(out.numpy(), ref)
     gradcheck(lambda t: 2 - t * arr / 3 + (arr @ t.T)[:, None], x)

@@ -1,4 +1,7 @@
 """Tensor construction, dtypes, conversion, repr, and the backend's device handling."""
+import sys
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -121,6 +124,22 @@ def test_cuda_ops_match_cpu():
             np.testing.assert_allclose(y.grad.numpy(), ref[2], rtol=1e-10)
 
 
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """CuPy as the backend sees it, on a machine without a GPU: its arrays are NumPy arrays of their own type (so
+    they are "cuda" arrays), and its as_strided has CuPy's signature, which has no `writeable`."""
+    class ndarray(np.ndarray):
+        pass
+
+    def as_strided(x, shape=None, strides=None):
+        return np.lib.stride_tricks.as_strided(x, shape, strides).view(ndarray)
+
+    cupy = SimpleNamespace(ndarray=ndarray, asarray=lambda a, dtype=None: np.asarray(a, dtype).view(ndarray),
+                           lib=SimpleNamespace(stride_tricks=SimpleNamespace(as_strided=as_strided)))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    return cupy
+
+
 def test_as_strided_gives_a_read_only_window_view():
     x = np.arange(12.0).reshape(3, 4)
     win = backend.as_strided(x, (2, 3, 2, 2), x.strides + x.strides)  # the 2x2 windows of x
@@ -130,6 +149,32 @@ def test_as_strided_gives_a_read_only_window_view():
 
 def test_bfloat16_is_a_clear_error_everywhere_a_dtype_is_given():
     for make in (lambda: tg.Tensor([1.0], dtype="bfloat16"), lambda: tg.ones(2).astype("bfloat16"),
-                 lambda: tg.nn.Linear(2, 2).astype("bfloat16")):
+                 lambda: tg.nn.Linear(2, 2).astype("bfloat16"), lambda: tg.zeros(2, dtype="bfloat16")):
         with pytest.raises(TypeError, match="bfloat16 is not supported.*float16"):
             make()
+
+
+def test_as_strided_calls_cupy_without_writeable(fake_cupy):
+    x = fake_cupy.asarray(np.arange(12.0).reshape(3, 4))
+    win = backend.as_strided(x, (2, 3, 2, 2), x.strides + x.strides)
+    assert backend.device_of(win) == "cuda"
+    np.testing.assert_array_equal(win[1, 2], np.arange(12.0).reshape(3, 4)[1:3, 2:4])
+
+
+def test_mixing_devices_is_a_device_error_naming_the_op_and_both_devices(fake_cupy):
+    cpu, cuda = tg.ones(2, 2), tg.Tensor(fake_cupy.asarray(np.ones((2, 2), np.float32)))
+    assert cuda.device == "cuda"
+    move = r"move them to one device with \.to\(device\)"
+    for op, mixed in [("Add", lambda: cpu + cuda), ("MatMul", lambda: cuda @ cpu),
+                      ("Mul", lambda: cuda * np.ones(2)),  # a host array is not copied to the GPU behind your back
+                      ("Sub", lambda: np.ones(2) - cuda), ("Add", lambda: cpu + fake_cupy.asarray(np.ones(2))),
+                      ("Concatenate", lambda: tg.concatenate([cpu, cuda])), ("lt", lambda: cpu < cuda)]:
+        with pytest.raises(tg.DeviceError, match=rf"{op}: inputs are on different devices \(cpu and cuda\); {move}"):
+            mixed()
+
+
+def test_ops_on_one_device_still_work(device):
+    x, y = tg.ones(2, 3, device=device), tg.Tensor(np.arange(6.0).reshape(2, 3), device=device)
+    np.testing.assert_array_equal((x + y).numpy(), 1 + np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal((y < 2.5).numpy(), np.arange(6.0).reshape(2, 3) < 2.5)
+    np.testing.assert_array_equal(tg.concatenate([x, y]).numpy()[2:], np.arange(6.0).reshape(2, 3))

@@ -65,8 +65,12 @@ class Function:
         """Run forward on the inputs' arrays; the result records this op when it needs a gradient. An op
         that also reports something besides its output (the norm op's statistics) keeps it on `self`."""
         self.needs_grad = tuple(t.requires_grad for t in inputs)
-        if len(inputs) > 1 and any(type(t.data) is not type(inputs[0].data) for t in inputs):  # cheap first look
-            check_same_device(self.name, [t.data for t in inputs])
+        if len(inputs) > 1:  # one type() per input on the hot path; devices are worked out only on a mismatch
+            first = type(inputs[0].data)
+            for t in inputs:
+                if type(t.data) is not first:
+                    check_same_device(self.name, [t.data for t in inputs])
+                    break
         try:
             out = self.forward(*(t.data for t in inputs))
         except ValueError as e:  # NumPy's shape errors do not say which op or which shapes

@@ -29,7 +29,7 @@ def _projection(fn, xs, weights):
     outs = outs if isinstance(outs, (tuple, list)) else (outs,)
     if weights is None:
         rng = np.random.default_rng(0)
-        weights = [rng.standard_normal(o.shape) for o in outs]
+        weights = [Tensor(rng.standard_normal(o.shape), dtype=o.dtype, device=o.device) for o in outs]
     return sum((o * w).sum() for o, w in zip(outs, weights)), weights
 
 
@@ -38,7 +38,8 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
 
     The inputs are copied to float64 on their own device (the comparison runs on the host); fn(*inputs) may
     return a Tensor or a tuple of them. Each output is projected on a fixed random cotangent w, and
-    d<w, fn(x)>/dx from backward is compared with (f(x + eps) - f(x - eps)) / 2eps element by element. Returns True or raises GradcheckError.
+    d<w, fn(x)>/dx from backward is compared with (f(x + eps) - f(x - eps)) / 2eps element by element.
+    Returns True or raises GradcheckError.
     """
     xs, checked = _as_float64_inputs(inputs)
     total, weights = _projection(fn, xs, None)
@@ -52,7 +53,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
         flat = x.data.reshape(-1)
         with no_grad():
             for k in range(flat.size):
-                orig = flat[k]
+                orig = flat[k].item()  # a number: CuPy's flat[k] is a view that the next line would change
                 flat[k] = orig + eps
                 hi = _projection(fn, xs, weights)[0].item()
                 flat[k] = orig - eps

@@ -1,8 +1,11 @@
 """Tensor: an array (NumPy or CuPy) plus what autograd needs (requires_grad, grad, the op that made it)."""
+import operator
+
 import numpy as np
 
 from . import autograd, ops
-from .backend import as_numpy, check_device, check_dtype, device_of, get_array_module, is_cupy_array, module_for, to_device
+from .backend import (as_numpy, check_device, check_dtype, check_same_device, device_of, get_array_module,
+                      is_cupy_array, module_for, to_device)
 
 DEFAULT_DTYPE = np.float32
 
@@ -19,7 +22,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         dtype = None if dtype is None else check_dtype(dtype)
-        is_array = isinstance(data, np.ndarray) or is_cupy_array(data)
+        is_array = _is_array(data)
         if is_array:
             check_dtype(data.dtype)
         if device is not None:
@@ -125,10 +128,12 @@ class Tensor:
 
     # ---- conversion of the other operand ------------------------------------------------------------
     def _lift(self, other):
-        """Numbers, lists and arrays become constant tensors of this tensor's dtype and device."""
+        """Numbers and lists become constant tensors of this tensor's dtype and device. An array stays on its own
+        device, so an op mixing a host array with a GPU tensor is the op's DeviceError, not a silent copy."""
         if isinstance(other, Tensor):
             return other
-        return Tensor._from_array(get_array_module(self.data).asarray(other, dtype=self.dtype))
+        xp = get_array_module(other if _is_array(other) else self.data)
+        return Tensor._from_array(xp.asarray(other, dtype=self.dtype))
 
     # ---- arithmetic -------------------------------------------------------------------------------
     def __add__(self, o): return ops.Add.apply(self, self._lift(o))
@@ -152,11 +157,16 @@ class Tensor:
     def __rpow__(self, o): return ops.Pow.apply(self._lift(o), self)
 
     # comparisons give constant boolean tensors (no graph), as in PyTorch
-    def _compare(self, o, op): return Tensor._from_array(op(self.data, o.data if isinstance(o, Tensor) else o))
-    def __lt__(self, o): return self._compare(o, lambda a, b: a < b)
-    def __le__(self, o): return self._compare(o, lambda a, b: a <= b)
-    def __gt__(self, o): return self._compare(o, lambda a, b: a > b)
-    def __ge__(self, o): return self._compare(o, lambda a, b: a >= b)
+    def _compare(self, o, op):
+        o = o.data if isinstance(o, Tensor) else o
+        if _is_array(o) and type(o) is not type(self.data):
+            check_same_device(op.__name__, [self.data, o])
+        return Tensor._from_array(op(self.data, o))
+
+    def __lt__(self, o): return self._compare(o, operator.lt)
+    def __le__(self, o): return self._compare(o, operator.le)
+    def __gt__(self, o): return self._compare(o, operator.gt)
+    def __ge__(self, o): return self._compare(o, operator.ge)
     __hash__ = object.__hash__
 
     # ---- unary math and activations -----------------------------------------------------------------
@@ -232,6 +242,10 @@ class Tensor:
         return ops.Pad.apply(self, pad=tuple(tuple(p) for p in pad), value=value)
 
 
+def _is_array(x):
+    return isinstance(x, np.ndarray) or is_cupy_array(x)
+
+
 def _raw_index(index):
     """Tensors inside an index become their arrays."""
     if isinstance(index, tuple):
@@ -273,7 +287,7 @@ def stack(tensors, axis=0):
 def _factory(make):
     def factory(*shape, dtype=DEFAULT_DTYPE, device="cpu", requires_grad=False):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return Tensor._from_array(make(module_for(device), tuple(shape), dtype), requires_grad)
+        return Tensor._from_array(make(module_for(device), tuple(shape), check_dtype(dtype)), requires_grad)
     return factory
 
 

@@ -1,23 +1,43 @@
 """Forward and forward+backward of every norm plugin, ours beside PyTorch's (same process, interleaved runs).
 
-    python benchmarks/bench_norms.py [--device cuda] [--dtype float16] [--repeat 15] [--only TEXT] [--json out.json]
+    python benchmarks/bench_norms.py [--device cuda] [--dtype float16] [--large] [--smoke] [--repeat 15]
+                                     [--only TEXT] [--json out.json]
 
-On a GPU every run ends with a device synchronization, the large shapes are added, and each row shows the
-achieved bandwidth: bytes moved / time, counting forward as 2 passes over the input (read x, write y) and
-forward+backward as 6, the convention of issue 10's H100 table (the minimum is 5: read x, write y; read x
-and dy, write dx), beside the measured device-to-device copy bandwidth.
+On a GPU (--device cuda) every timed run ends with a device synchronization (cupy.cuda.Device().synchronize()
+for ours, torch.cuda.synchronize() for PyTorch's), and issue 10's large shapes are added (--large adds them on
+the CPU too). With the large shapes each row also shows the achieved bandwidth, bytes moved / median time,
+where the bytes are a number of passes over the input's bytes:
+
+    forward            2 passes  (read x, write y)
+    forward+backward   6 passes  (issue 10's convention; the minimum is 5: forward reads x and writes y, backward
+                                  reads x and dy and writes dx)
+
+and that bandwidth as a % of the device's measured copy bandwidth ((read + written bytes) / time of a copy of a
+1 GiB float32 array, measured once). For these rows the gradients (x.grad and the parameters') are cleared
+before every forward+backward, so no accumulation pass into an old gradient is timed, and each case prints the
+largest |ours - torch| of y (on the fwd row) and of dx (on the fwd+bwd row) for one run on the same input.
+
+--dtype float16: float16 input (and output gradient). Our layers keep float32 parameters. PyTorch's layer keeps
+float32 parameters where it accepts a float16 input beside them (forward and backward), else it is converted
+with .half(); the note column says which, per case.
+
+--smoke runs the large cases at batch 2 and the copy on 64 MiB: a quick check that every path runs (on the
+CPU too, where the copy is NumPy's), not a measurement.
 """
 import argparse
 import os
 import sys
+import warnings
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import copy_gbps, default_json, median_ms, report, synchronizer, try_torch  # noqa: E402
+from common import (copy_gbps, default_json, device_name, free_device_memory, median_ms_or_error,  # noqa: E402
+                    report, synchronizer, try_torch)
 
 import tinygrad_norm as tg  # noqa: E402
 from tinygrad_norm import nn  # noqa: E402
+from tinygrad_norm.backend import as_numpy  # noqa: E402
 
 # (label, constructor for a framework's nn module, input shape): the shapes issue 7 measured PyTorch on
 CASES = [
@@ -31,7 +51,7 @@ CASES = [
     ("RMSNorm last dim (64,128,512)", lambda m: m.RMSNorm(512), (64, 128, 512)),
     ("LocalResponseNorm(5) (32,64,32,32)", lambda m: m.LocalResponseNorm(5), (32, 64, 32, 32)),
 ]
-# the shapes of issue 10's H100 table, run on the GPU only (each input is 0.4-0.8 GB in float32)
+# the shapes of issue 10's H100 table, run on the GPU or with --large (each input is 0.2-0.4 GB in float32)
 LARGE = [
     ("BatchNorm2d (128,256,56,56)", lambda m: m.BatchNorm2d(256), (128, 256, 56, 56)),
     ("LayerNorm last dim (64,512,1024)", lambda m: m.LayerNorm(1024), (64, 512, 1024)),
@@ -41,19 +61,35 @@ LARGE = [
     ("LocalResponseNorm(5) (64,256,56,56)", lambda m: m.LocalResponseNorm(5), (64, 256, 56, 56)),
 ]
 PASSES = {"fwd": 2, "fwd+bwd": 6}
+SMOKE_BATCH, SMOKE_COPY_BYTES = 2, 64 << 20
 
 
-def timed_fns(layer, x, g, no_grad, sync):
-    """(forward, forward+backward) closures for one layer and input, in any framework."""
+def timed_fns(layer, x, g, no_grad, sync, clear_grads):
+    """(forward, forward+backward, result) closures for one layer and input, in any framework; result() runs
+    forward+backward once more and returns (y, dx) as that framework's tensors."""
+    def clear():
+        x.grad = None
+        for p in layer.parameters():
+            p.grad = None
+
     def fwd():
         with no_grad():
             layer(x)
         sync()
 
     def fwd_bwd():
+        if clear_grads:
+            clear()
         layer(x).backward(g)
         sync()
-    return fwd, fwd_bwd
+
+    def result():
+        clear()
+        y = layer(x)
+        y.backward(g)
+        sync()
+        return y, x.grad
+    return fwd, fwd_bwd, result
 
 
 def inputs(shape, dtype):
@@ -61,62 +97,137 @@ def inputs(shape, dtype):
     return rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
 
 
-def ours_fns(make, shape, device, dtype):
+def ours_fns(make, shape, device, dtype, clear_grads=False):
     """Our layer keeps float32 parameters for float16 input (statistics in float32, output float16)."""
     x, g = inputs(shape, dtype)
     x = tg.Tensor(x, device=device, requires_grad=True)
-    return timed_fns(make(nn).to(device), x, tg.Tensor(g, device=device), tg.no_grad, synchronizer(device))
+    return timed_fns(make(nn).to(device), x, tg.Tensor(g, device=device), tg.no_grad, synchronizer(device),
+                     clear_grads)
 
 
-def torch_fns(torch, make, shape, device, dtype):
-    """PyTorch's layer with float32 parameters where it accepts a float16 input beside them, else in half;
-    returns the closures and which it was."""
+def torch_fns(torch, make, shape, device, dtype, clear_grads=False):
+    """PyTorch's layer with float32 parameters where it accepts a float16 input beside them (forward and
+    backward), else converted with .half(); returns the closures and which it was."""
     x, g = inputs(shape, dtype)
     x = torch.tensor(x, device=device, requires_grad=True)
     g = torch.tensor(g, device=device)
     layer = make(torch.nn).to(device)
-    kind = "float32 parameters"
+    kind = None
     if dtype == np.float16:
+        kind = "torch: float32 params"
         try:
-            layer(x)
+            with warnings.catch_warnings():  # "Mismatch dtype between input and weight": the mixed path is slower
+                warnings.simplefilter("ignore")
+                layer(x).backward(g)
         except RuntimeError:  # some layers insist on one dtype for input and parameters
-            layer, kind = layer.half(), "converted to half"
-    return timed_fns(layer, x, g, torch.no_grad, synchronizer(device, torch)), kind
+            layer, kind = layer.half(), "torch: .half()"
+        x.grad = None
+    return timed_fns(layer, x, g, torch.no_grad, synchronizer(device, torch), clear_grads), kind
+
+
+def max_errors(ours, theirs):
+    """max |ours - torch| of y and of dx for one forward+backward of each on the same input."""
+    (y, dx), (ty, tdx) = ours[2](), theirs[2]()
+    ours_np = lambda t: as_numpy(t.data).astype(np.float32)
+    torch_np = lambda t: t.detach().float().cpu().numpy()
+    return (float(np.max(np.abs(ours_np(y) - torch_np(ty)))), float(np.max(np.abs(ours_np(dx) - torch_np(tdx)))))
+
+
+def run_case(torch, label, make, shape, args, dtype, large, ceiling):
+    """The fwd and fwd+bwd rows of one case. A framework whose layer fails to build or run gets no time and its
+    error in the note, and the benchmark goes on. With `large`: bytes for GB/s, and the |ours - torch| check."""
+    ours = theirs = kind = None
+    built = [None, None]
+    try:
+        ours = ours_fns(make, shape, args.device, dtype, clear_grads=large)
+    except Exception as e:
+        built[0] = f"{type(e).__name__}: {e}"[:200]
+    if torch:
+        try:
+            theirs, kind = torch_fns(torch, make, shape, args.device, dtype, clear_grads=large)
+        except Exception as e:
+            built[1] = f"{type(e).__name__}: {e}"[:200]
+    rows, errs = [], None
+    for phase, i in (("fwd", 0), ("fwd+bwd", 1)):
+        fns = [ours[i] if ours else None] + ([theirs[i] if theirs else None] if torch else [])
+        ms, failed = median_ms_or_error(fns, repeat=args.repeat)
+        failed = [b or f for b, f in zip(built, failed)]
+        row = {"name": f"{label} {phase}", "ours_ms": ms[0], "torch_ms": ms[1] if torch else None}
+        notes = [kind] if kind else []
+        if kind:
+            row["torch_layer"] = kind
+        if large:
+            row.update(bytes=PASSES[phase] * int(np.prod(shape)) * dtype.itemsize, copy_gbps=ceiling)
+            if errs is None and ms[0] is not None and len(ms) > 1 and ms[1] is not None:
+                try:
+                    errs = max_errors(ours, theirs)
+                except Exception as e:
+                    errs = f"check failed: {type(e).__name__}: {e}"[:200]
+            if isinstance(errs, tuple):
+                row["max_abs_err"] = errs[i]
+                notes.append(f"err {('y', 'dx')[i]} {errs[i]:.1e}")
+            elif errs:
+                notes.append(errs)
+        failures = [f"{who}: {f}" for who, f in zip(("ours", "torch"), failed) if f and f != "not run"]
+        if failures:
+            row["errors"] = failures
+            notes.append("FAILED " + "; ".join(failures))
+        if notes:
+            row["note"] = "; ".join(notes)
+        rows.append(row)
+    return rows
+
+
+def smoke_case(label, make, shape):
+    """A large case cut to batch SMOKE_BATCH, its label showing the shape it runs."""
+    small = (SMOKE_BATCH,) + shape[1:]
+    return label.replace(",".join(map(str, shape)), ",".join(map(str, small))) + " smoke", make, small
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    ap.add_argument("--large", action="store_true", help="add issue 10's large shapes (always on with cuda)")
+    ap.add_argument("--smoke", action="store_true", help="the large shapes at batch 2, copy of 64 MiB: a quick "
+                                                         "check that everything runs, not a measurement")
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--only", default="", help="substring filter on case names")
     ap.add_argument("--json", default=None, help="where to write the results (default: benchmarks/results/"
-                                                 "bench_norms[_cuda][_float16].json)")
+                                                 "bench_norms[_smoke|_large][_cuda][_float16].json)")
     args = ap.parse_args(argv)
     dtype = np.dtype(args.dtype)
     torch = try_torch(threads=os.cpu_count() if args.device == "cpu" else None)
-    gpu = args.device == "cuda"
-    ceiling = copy_gbps() if gpu else None
-    device_name = None
-    if gpu:
-        import cupy
-        device_name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode() + f", copy {ceiling:.0f} GB/s"
+    large = args.device == "cuda" or args.large or args.smoke
+    cases = list(CASES)
+    if large:
+        cases += [smoke_case(*case) if args.smoke else case for case in LARGE]
+    copy_bytes = SMOKE_COPY_BYTES if args.smoke else 1 << 30
+    ceiling = copy_gbps(args.device, nbytes=copy_bytes) if large else None
     rows = []
-    for label, make, shape in CASES + (LARGE if gpu else []):
+    for label, make, shape in cases:
         if args.only not in label:
             continue
-        ours = ours_fns(make, shape, args.device, dtype)
-        theirs, kind = torch_fns(torch, make, shape, args.device, dtype) if torch else ((None, None), None)
-        for phase, i in (("fwd", 0), ("fwd+bwd", 1)):
-            fns = [ours[i]] + ([theirs[i]] if torch else [])
-            ms = median_ms(fns, repeat=args.repeat)
-            row = {"name": f"{label} {phase}", "ours_ms": ms[0], "torch_ms": ms[1] if torch else None}
-            if gpu:
-                row.update(bytes=PASSES[phase] * int(np.prod(shape)) * dtype.itemsize, copy_gbps=ceiling,
-                           torch_layer=kind)
-            rows.append(row)
+        rows += run_case(torch, label, make, shape, args, dtype, large, ceiling)
+        free_device_memory(args.device, torch)
     title = f"norm plugins, {args.device}, {args.dtype}, median of {args.repeat}"
-    report(title, rows, args.json or default_json(__file__, "bench_norms", args.device, args.dtype), device_name)
+    title += " (SMOKE: large shapes cut to batch 2, not a measurement)" if args.smoke else ""
+    notes = []
+    if large:
+        notes = [f"GB/s = passes x input bytes / median time; fwd = {PASSES['fwd']} passes (read x, write y), "
+                 f"fwd+bwd = {PASSES['fwd+bwd']} passes (issue 10's convention; the minimum is 5: read x, write y, "
+                 f"read x and dy, write dx)",
+                 f"%copy = GB/s / device copy bandwidth {ceiling:.0f} GB/s ((read + written bytes) / time, copy of a "
+                 f"{copy_bytes >> 20} MiB float32 array, median of 10)",
+                 "fwd+bwd clears x.grad and the parameters' grads first (no accumulation pass); err = max |ours - "
+                 "torch| of y (fwd row) and dx (fwd+bwd row), one run on the same input"]
+        if dtype == np.float16:
+            notes.append("float16: input and dy float16; ours keeps float32 parameters; torch's per row in the note "
+                         "(float32 params where it accepts them beside a half input, else .half())")
+    # smoke and CPU --large runs get their own default file, so they never overwrite a real run's
+    name = "bench_norms" + ("_smoke" if args.smoke else "_large" if args.device == "cpu" and args.large else "")
+    report(title, rows, args.json or default_json(__file__, name, args.device, args.dtype),
+           device_name(args.device, torch), notes)
     return rows
 
 

@@ -1,8 +1,18 @@
 """One training step (forward, loss, backward, SGD-momentum step) of small models, ours beside the same model
-in PyTorch, float32, median ms over interleaved runs. On the CPU also the digits CNN trained end to end; on
-a GPU (--device cuda) the batch sits on the device already and every step ends with a synchronization.
+in PyTorch, float32, median ms over interleaved runs. On the CPU also the digits CNN trained end to end.
 
-    python benchmarks/bench_training.py [--device cuda] [--repeat 15] [--json out.json]
+    python benchmarks/bench_training.py [--device cuda] [--smoke] [--repeat 15] [--json out.json]
+
+On a GPU (--device cuda) the GPU cases run (issue 10's: an MLP with BatchNorm1d at batch 512, LeNet-BN at batch
+256, a 4-conv VGG-style net at batch 256 with BatchNorm2d and with GroupNorm(32)); the synthetic batch sits on
+the device already, and every step ends with a synchronization (cupy.cuda.Device().synchronize() for ours,
+torch.cuda.synchronize() for PyTorch's). float32 means float32 arithmetic on both sides: PyTorch's TF32 for
+matmuls and cuDNN convolutions is switched off (CuPy uses no TF32 unless CUPY_TF32=1). Each GPU row notes
+each framework's loss on that one batch at the first and the last step it ran, a check that both train
+alike (same model and data, different initial weights; it should fall over the steps).
+
+--smoke runs the GPU cases at batch 8 on the given device (the CPU too): a check that they run, not a
+measurement.
 """
 import argparse
 import os
@@ -12,7 +22,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import default_json, median_ms, report, synchronizer, try_torch  # noqa: E402
+from common import (default_json, device_name, free_device_memory, median_ms_or_error, report,  # noqa: E402
+                    synchronizer, try_torch)
 
 import tinygrad_norm as tg  # noqa: E402
 from tinygrad_norm import nn, optim  # noqa: E402
@@ -56,6 +67,7 @@ CPU_CASES = [
     ("LeNet + GN(2), 3x32x32, batch 64", lambda m: lenet(m, GN), (64, 3, 32, 32)),
     ("LSTM + LN in the cell, 28 steps, batch 64", None, (64, 28, 28)),
 ]
+SMOKE_BATCH = 8
 GPU_CASES = [  # the training steps of issue 10's H100 measurements
     ("MLP 784-256-256-10 + BN, batch 512", lambda m: mlp(m, BN1), (512, 784)),
     ("LeNet + BN (seed 001), 3x32x32, batch 256", lambda m: lenet(m, BN2), (256, 3, 32, 32)),
@@ -100,7 +112,8 @@ def ln_lstm_torch(torch, hidden):
 
 def step_fns(torch, ours, theirs, lr=0.01, device="cpu"):
     """[ours, torch's]: step(x, y) runs one SGD-momentum training step on a batch that is a NumPy array or
-    already on `device` (torch's only if installed), waiting for the device at the end."""
+    already on `device` (torch's only if installed), waiting for the device at the end; it returns the loss
+    as a detached scalar array/tensor (reading it is left to the caller, outside the timing)."""
     ours.to(device)
     opt, sync = optim.SGD(ours.parameters(), lr=lr, momentum=0.9), synchronizer(device)
 
@@ -110,6 +123,7 @@ def step_fns(torch, ours, theirs, lr=0.01, device="cpu"):
         loss.backward()
         opt.step()
         sync()
+        return loss.data
     if torch is None:
         return [ours_step]
     theirs.to(device)
@@ -122,6 +136,7 @@ def step_fns(torch, ours, theirs, lr=0.01, device="cpu"):
         loss.backward()
         topt.step()
         tsync()
+        return loss.detach()
     return [ours_step, torch_step]
 
 
@@ -149,32 +164,84 @@ def train_digits(torch, epochs=5, batch=32):
     return times
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--repeat", type=int, default=15)
-    ap.add_argument("--json", default=None, help="where to write the results (default: benchmarks/results/"
-                                                 "bench_training[_cuda].json)")
-    args = ap.parse_args(argv)
-    torch = try_torch(threads=os.cpu_count() if args.device == "cpu" else None)
-    rows = []
-    for label, make, shape in CPU_CASES if args.device == "cpu" else GPU_CASES:
+def run_case(torch, label, make, shape, device, repeat, check_loss):
+    """One row: the median step time of each framework on one synthetic batch. A case that fails to build has
+    no times; a framework whose step raises gets no time; either way the error is in the row and the
+    benchmark goes on. With check_loss, the note gives each framework's first and last loss."""
+    row = {"name": f"train step: {label}", "ours_ms": None, "torch_ms": None}
+    try:
         tg.manual_seed(0)
         ours = make(nn) if make else ln_lstm_ours(128)
         theirs = (make(torch.nn) if make else ln_lstm_torch(torch, 128)) if torch else None
         rng = np.random.default_rng(0)
         x, y = rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, shape[0])
-        steps = step_fns(torch, ours, theirs, device=args.device)
-        data = batches(torch, x, y, args.device)
-        ms = median_ms([lambda step=step, xy=xy: step(*xy) for step, xy in zip(steps, data)], repeat=args.repeat)
-        rows.append({"name": f"train step: {label}", "ours_ms": ms[0], "torch_ms": ms[1] if torch else None})
-    if args.device == "cpu":
+        steps = step_fns(torch, ours, theirs, device=device)
+        data = batches(torch, x, y, device)
+    except Exception as e:
+        row["errors"] = [f"build: {type(e).__name__}: {e}"[:200]]
+        row["note"] = "FAILED " + row["errors"][0]
+        return row
+    losses = [[None, None] for _ in steps]  # first and latest loss of each framework
+
+    def logged(step, xy, log):
+        def run():
+            loss = step(*xy)
+            log[0] = loss if log[0] is None else log[0]
+            log[1] = loss
+        return run
+    ms, failed = median_ms_or_error([logged(*a) for a in zip(steps, data, losses)], repeat=repeat)
+    row.update(ours_ms=ms[0], torch_ms=ms[1] if torch else None)
+    notes = []
+    if check_loss:
+        for who, (first, last) in zip(("ours", "torch"), losses):
+            if first is not None:
+                row[f"{who}_loss"] = [float(first), float(last)]
+                notes.append(f"{who} loss {float(first):.3f}->{float(last):.3f}")
+    failures = [f"{who}: {f}" for who, f in zip(("ours", "torch"), failed) if f]
+    if failures:
+        row["errors"] = failures
+        notes.append("FAILED " + "; ".join(failures))
+    if notes:
+        row["note"] = "; ".join(notes)
+    return row
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--smoke", action="store_true", help=f"the GPU cases at batch {SMOKE_BATCH} on the given "
+                                                         "device: a check that they run, not a measurement")
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--json", default=None, help="where to write the results (default: benchmarks/results/"
+                                                 "bench_training[_smoke][_cuda].json)")
+    args = ap.parse_args(argv)
+    torch = try_torch(threads=os.cpu_count() if args.device == "cpu" else None)
+    gpu_cases = args.device == "cuda" or args.smoke
+    notes = []
+    if args.device == "cuda" and torch:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        notes.append(f"PyTorch: TF32 off (matmul and cuDNN), cudnn.benchmark={torch.backends.cudnn.benchmark}; "
+                     f"synthetic batch generated once on the host, then copied to the device before timing")
+    if args.smoke:
+        cases = [(label.replace(f"batch {shape[0]}", f"batch {SMOKE_BATCH} smoke"), make, (SMOKE_BATCH,) + shape[1:])
+                 for label, make, shape in GPU_CASES]
+    else:
+        cases = GPU_CASES if gpu_cases else CPU_CASES
+    rows = []
+    for label, make, shape in cases:
+        rows.append(run_case(torch, label, make, shape, args.device, args.repeat, check_loss=gpu_cases))
+        free_device_memory(args.device, torch)
+    if not gpu_cases:
         times = train_digits(torch)
         rows.append({"name": "digits CNN + BN, 5 epochs end to end", "ours_ms": times[0] * 1e3,
                      "torch_ms": times[1] * 1e3 if torch else None})
     title = f"training, {args.device}, float32, median of {args.repeat}" + \
-        (" (end to end: one run each)" if args.device == "cpu" else "")
-    report(title, rows, args.json or default_json(__file__, "bench_training", args.device))
+        (" (end to end: one run each)" if not gpu_cases else "") + \
+        (f" (SMOKE: batch {SMOKE_BATCH}, not a measurement)" if args.smoke else "")
+    report(title, rows, args.json or default_json(__file__, "bench_training" + ("_smoke" if args.smoke else ""),
+                                                  args.device),
+           device_name(args.device, torch), notes)
     return rows
 
 

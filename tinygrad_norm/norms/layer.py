@@ -17,10 +17,10 @@ import numpy as np
 from ..autograd import no_grad
 from ..nn.module import Module, Parameter
 from ..tensor import Tensor
-from .kernels import choose, stats_dtype
+from .kernels import choose
 from .normalize import normalize
 from .pattern import Pattern, PatternError
-from .plan import make_plan
+from .plan import make_plan, stats_dtype
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 

@@ -15,6 +15,8 @@ reference kernels.
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -41,6 +43,12 @@ class Plan:
     def not_param_axes(self):
         """The view's axes γ is broadcast along: its gradient sums over them."""
         return tuple(i for i, n in enumerate(self.param_shape) if n == 1)
+
+
+def stats_dtype(dtype):
+    """The dtype of the statistics and of the kernels' arithmetic: float32 for float16 input, else the input's."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
 def canonical_view(binding, param_names, batch_name="n"):

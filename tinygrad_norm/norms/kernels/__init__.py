@@ -24,16 +24,7 @@ float16 input (the statistics are accumulated in float32 or wider), else x's dty
 are the parameters as the layer holds them; dw, db come back in their shape and dtype. bfloat16 has no
 NumPy dtype, so it never reaches a kernel.
 """
-import numpy as np
-
 from . import cuda, numba_cpu, reference
-
-HALF = np.dtype(np.float16)
-
-
-def stats_dtype(dtype):
-    """The dtype statistics are kept in: float32 for float16, else the input's."""
-    return np.dtype(np.float32) if dtype == HALF else np.dtype(dtype)
 
 
 def choose(device, layout):

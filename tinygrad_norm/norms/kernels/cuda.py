@@ -20,7 +20,7 @@ import functools
 import numpy as np
 
 from ...backend import get_array_module
-from ..plan import fold_param_grad
+from ..plan import fold_param_grad, stats_dtype
 
 BLOCK = 512          # threads of a reducing block (16 warps: column_param_grads relies on it)
 TARGET_BLOCKS = 4 * 132  # enough blocks to keep an H100's 132 multiprocessors busy
@@ -255,10 +255,6 @@ def _geometry(plan):
     return b, k, i, k, 1, i
 
 
-def _stats_dtype(x):
-    return np.float32 if x.dtype == np.float16 else x.dtype
-
-
 def _flat_param(p, plan, dtype):
     """γ or β as the kernels read it: (K·J) values, contiguous, in the statistics' dtype; or None."""
     if p is None:
@@ -297,7 +293,7 @@ def statistics(plan, x):
     xp = get_array_module(x)
     P, S, Q, *_ = _geometry(plan)
     x = xp.ascontiguousarray(x)
-    mean, var = xp.empty(S, _stats_dtype(x)), xp.empty(S, _stats_dtype(x))
+    mean, var = xp.empty(S, stats_dtype(x.dtype)), xp.empty(S, stats_dtype(x.dtype))
     _kernel(x.dtype, "statistics")((S,), (BLOCK,), (x, mean, var, np.int64(P), np.int64(S), np.int64(Q),
                                                      _int(plan.center)))
     return (mean.reshape(plan.stats_shape) if plan.center else None), var.reshape(plan.stats_shape)
@@ -306,7 +302,7 @@ def statistics(plan, x):
 def normalize(plan, x, mean, var, w, b, eps):
     xp = get_array_module(x)
     P, S, Q, K, J, I = _geometry(plan)
-    x, dtype = xp.ascontiguousarray(x), _stats_dtype(x)
+    x, dtype = xp.ascontiguousarray(x), stats_dtype(x.dtype)
     y = xp.empty_like(x)
     w_, b_ = _flat_param(w, plan, dtype), _flat_param(b, plan, dtype)
     var_ = _stat(var, plan, dtype)
@@ -322,7 +318,7 @@ def normalize(plan, x, mean, var, w, b, eps):
 def grad_sums(plan, x, dy, mean, var, w, eps):
     xp = get_array_module(x)
     P, S, Q, K, J, I = _geometry(plan)
-    x, dy, dtype = xp.ascontiguousarray(x), xp.ascontiguousarray(dy), _stats_dtype(x)
+    x, dy, dtype = xp.ascontiguousarray(x), xp.ascontiguousarray(dy), stats_dtype(x.dtype)
     w_ = _flat_param(w, plan, dtype)
     var_ = _stat(var, plan, dtype)
     mean_ = None if mean is None else _stat(mean, plan, dtype)
@@ -365,7 +361,7 @@ def _column_param_grads(plan, x, dy, mean, var, eps, dtype):
 def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
     xp = get_array_module(x)
     P, S, Q, K, J, I = _geometry(plan)
-    x, dy, dtype = xp.ascontiguousarray(x), xp.ascontiguousarray(dy), _stats_dtype(x)
+    x, dy, dtype = xp.ascontiguousarray(x), xp.ascontiguousarray(dy), stats_dtype(x.dtype)
     dx = xp.empty_like(x)
     w_ = _flat_param(w, plan, dtype)
     var_ = _stat(var, plan, dtype)

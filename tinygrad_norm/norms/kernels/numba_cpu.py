@@ -14,7 +14,7 @@ import types
 
 import numpy as np
 
-from ..plan import fold_param_grad
+from ..plan import fold_param_grad, stats_dtype
 from .reference import grad_sums, input_grad, normalize, statistics  # noqa: F401  (the split halves)
 
 try:
@@ -266,9 +266,14 @@ def _kernel(layout, direction):
     return pick("columns"), sizes, ()
 
 
+def _stats_shape(plan, shape):
+    """The statistics as a kernel holds them: (B, K) for rows, (K,) for columns."""
+    return shape[:2] if plan.layout[0] == "rows" else shape[1:2]
+
+
 def _compute(a, shape):
     """a as a contiguous array of the kernel's shape, in float32 when it is float16 (numba has no float16)."""
-    return np.ascontiguousarray(a, dtype=np.float32 if a.dtype == np.float16 else a.dtype).reshape(shape)
+    return np.ascontiguousarray(a, dtype=stats_dtype(a.dtype)).reshape(shape)
 
 
 def forward(plan, x, w, b, eps):
@@ -276,8 +281,7 @@ def forward(plan, x, w, b, eps):
     kernel, shape, extra = _kernel(plan.layout, 0)
     x_ = _compute(x, shape)
     out = np.empty_like(x_)
-    stats = np.empty(shape[:2] if plan.layout[0] == "rows" else shape[1:2], x_.dtype)
-    mean, var = stats, np.empty_like(stats)
+    mean, var = np.empty(_stats_shape(plan, shape), x_.dtype), np.empty(_stats_shape(plan, shape), x_.dtype)
     w_ = _param_view(w, plan, x_.dtype)
     b_ = np.zeros_like(w_) if b is None else _param_view(b, plan, x_.dtype)
     kernel(x_, w_, b_, eps, plan.center, out, mean, var, *extra)
@@ -291,7 +295,7 @@ def backward(plan, x, dy, mean, var, w, eps):
     x_, dy_ = _compute(x, shape), _compute(dy, shape)
     dx = np.empty_like(x_)
     w_ = _param_view(w, plan, x_.dtype)
-    stats_shape = shape[:2] if plan.layout[0] == "rows" else shape[1:2]
+    stats_shape = _stats_shape(plan, shape)
     mean_ = np.zeros(stats_shape, x_.dtype) if mean is None else mean.reshape(stats_shape)
     var_ = var.reshape(stats_shape)
     if plan.layout[0] == "rows":

@@ -11,11 +11,12 @@ float16 is computed in float32 and rounded once at the end. Statistics are two-p
 costs no precision.
 """
 from ...backend import get_array_module
+from ..plan import stats_dtype
 
 
 def _wide(a):
     """a in the dtype the arithmetic runs in: float32 for float16, else unchanged (no copy)."""
-    return a.astype("float32") if a is not None and a.dtype == "float16" else a
+    return a.astype(stats_dtype(a.dtype), copy=False)
 
 
 def _param(plan, p):

@@ -3,6 +3,8 @@
 A Function sees arrays, never Tensors. `forward(*arrays) -> array` saves on `self` what `backward`
 needs; `backward(grad) -> grads` returns one gradient per input (None where there is none). A gradient
 may keep broadcast dimensions: the engine sums it back to the input's shape (`sum_to`), so no op has to.
+A Function given an `after_backward` callable has it called once the whole pass has finished, when every
+leaf's gradient is complete (DataParallel averages the gradients across processes there).
 """
 import contextlib
 
@@ -123,7 +125,7 @@ def topological_order(root):
 
 def backward(root, grad, retain_graph=False):
     """Propagate `grad` (an array of root's shape) from `root` to every leaf; each node's backward runs once."""
-    grads = {id(root): grad}
+    grads, finish = {id(root): grad}, []
     for t in reversed(topological_order(root)):
         g = grads.pop(id(t), None)
         if g is None:
@@ -145,8 +147,13 @@ def backward(root, grad, retain_graph=False):
             gx = sum_to(gx, x.shape)
             key = id(x)
             grads[key] = grads[key] + gx if key in grads else gx
+        callback = getattr(fn, "after_backward", None)
+        if callback is not None and callback not in finish:
+            finish.append(callback)
         if not retain_graph:
             fn.release()
+    for callback in finish:
+        callback()
 
 
 from . import tensor as _tensor  # noqa: E402  (Tensor imports this module; bind late to avoid the cycle)

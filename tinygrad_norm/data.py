@@ -1,6 +1,7 @@
 """Datasets, batching, and the bundled real data (scikit-learn's 8x8 handwritten digits; nothing is downloaded)."""
 import numpy as np
 
+from . import world
 from .tensor import Tensor
 
 
@@ -29,19 +30,56 @@ class TensorDataset(Dataset):
         return tuple(a[i] for a in self.arrays)
 
 
-class DataLoader:
-    """Batches of Tensors from a dataset; shuffle draws a new order each epoch from its own seeded generator."""
+class DistributedSampler:
+    """One process's share of a dataset's indices: each of the world's processes gets a disjoint slice of
+    one order, all of one length, drawn afresh each epoch (`set_epoch`) from `seed` when shuffling.
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None):
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
-        self.rng = np.random.default_rng(seed)
+    Without drop_last the order is padded by repeating its start so that it divides evenly (PyTorch's rule);
+    with it the tail that does not divide is dropped. num_replicas and rank default to the world's."""
+
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+        self.num_replicas = world.world_size() if num_replicas is None else num_replicas
+        self.rank = world.rank() if rank is None else rank
+        if not 0 <= self.rank < self.num_replicas:
+            raise ValueError(f"DistributedSampler: rank must be in [0, {self.num_replicas}); got {self.rank}")
+        self.dataset, self.shuffle, self.seed, self.drop_last, self.epoch = dataset, shuffle, seed, drop_last, 0
+
+    def set_epoch(self, epoch):
+        """Call at the start of each epoch so that the shuffled order differs from epoch to epoch."""
+        self.epoch = epoch
 
     def __len__(self):
-        n, b = len(self.dataset), self.batch_size
+        n, r = len(self.dataset), self.num_replicas
+        return n // r if self.drop_last else -(-n // r)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        order = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
+        total = len(self) * self.num_replicas
+        order = np.resize(order, total)  # pads by repeating from the start, or cuts the tail
+        return iter(order[self.rank::self.num_replicas].tolist())
+
+
+class DataLoader:
+    """Batches of Tensors from a dataset; shuffle draws a new order each epoch from its own seeded generator.
+    A sampler (e.g. DistributedSampler) gives the order instead, so it excludes shuffle."""
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, sampler=None):
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: give shuffle or a sampler, not both; the sampler decides the order "
+                             "(DistributedSampler shuffles itself)")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.sampler, self.rng = sampler, np.random.default_rng(seed)
+
+    def __len__(self):
+        n, b = len(self.sampler if self.sampler is not None else self.dataset), self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self):
-        order = self.rng.permutation(len(self.dataset)) if self.shuffle else np.arange(len(self.dataset))
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, np.int64)
+        else:
+            order = self.rng.permutation(len(self.dataset)) if self.shuffle else np.arange(len(self.dataset))
         for k in range(len(self)):
             idx = order[k * self.batch_size:(k + 1) * self.batch_size]
             if isinstance(self.dataset, TensorDataset):  # one fancy-index per array instead of a Python loop

@@ -5,4 +5,5 @@ from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, Dropout
 from .module import Module, ModuleList, Parameter, Sequential, StateDictError
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .norm_layers import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
-                          InstanceNorm3d, LayerNorm, LocalResponseNorm, Norm, RMSNorm, weight_norm)
+                          InstanceNorm3d, LayerNorm, LocalResponseNorm, Norm, RMSNorm, SyncBatchNorm,
+                          weight_norm)

@@ -3,9 +3,11 @@ signatures. Every one is resolved through the plugin registry, so a replaced plu
 from .. import norms
 
 
-def Norm(name, *args, **options):
-    """The layer of the registered plugin `name`, e.g. Norm("batch", 64) or Norm("group", 64, groups=8)."""
-    return norms.get(name)(*args, **options)
+def Norm(name, *args, sync=False, **options):
+    """The layer of the registered plugin `name`, e.g. Norm("batch", 64) or Norm("group", 64, groups=8).
+    sync=True pools the training statistics over every process (for plugins that pool the batch axis)."""
+    layer = norms.get(name)(*args, **options)
+    return layer.set_sync() if sync else layer
 
 
 def _alias(label, plugin, ndims=None, arrange=lambda *a, **k: (a, k)):
@@ -28,9 +30,24 @@ InstanceNorm3d = _alias("InstanceNorm3d", "instance", (5,))
 LayerNorm = _alias("LayerNorm", "layer")
 RMSNorm = _alias("RMSNorm", "rms")
 LocalResponseNorm = _alias("LocalResponseNorm", "local_response")
+SyncBatchNorm = _alias("SyncBatchNorm", "batch", arrange=lambda *a, **k: (a, dict(k, sync=True)))
 GroupNorm = _alias("GroupNorm", "group", arrange=lambda num_groups, num_channels, *a, **k: ((num_channels, num_groups) + a, k))
 
 
 def weight_norm(module, name="weight", dim=0):
     """Reparametrize module.<name> as g·v/‖v‖ (PyTorch's torch.nn.utils.weight_norm), via the 'weight' plugin."""
     return norms.get("weight").apply(module, name, dim)
+
+
+def convert_sync_batchnorm(module):
+    """Make every BatchNorm in `module` a SyncBatchNorm, in place, keeping its parameters, buffers and
+    state_dict keys; returns `module` (PyTorch's nn.SyncBatchNorm.convert_sync_batchnorm)."""
+    batch = norms.get("batch")
+    for m in module.modules():
+        if isinstance(m, batch) and not m.sync:
+            m.set_sync()
+            m.label, m.input_ndims = "SyncBatchNorm", None
+    return module
+
+
+SyncBatchNorm.convert_sync_batchnorm = convert_sync_batchnorm

@@ -11,16 +11,19 @@ A plugin subclasses NormLayer and declares, rather than computes, what it normal
 
 The layer turns that into parameters, running-statistics buffers, shape checks and a call of the fused
 `Normalize` op. Running statistics (when kept) average the batch statistics over the batch axis `n`.
+A layer whose pattern pools `n` can synchronize its statistics over every process (`set_sync`, sync.py).
 """
 import numpy as np
 
 from ..autograd import no_grad
+from .. import world
 from ..nn.module import Module, Parameter
 from ..tensor import Tensor
 from .kernels import choose
 from .normalize import normalize
 from .pattern import Pattern, PatternError
 from .plan import make_plan, stats_dtype
+from .sync import BatchSync
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
@@ -35,6 +38,7 @@ class NormLayer(Module):
     running_stats = False   # default of track_running_stats
     example = None          # (args, kwargs, input shape): what the conformance checker builds and feeds
     input_ndims = None      # ranks accepted, when an alias (BatchNorm2d: (4,)) narrows the pattern's
+    sync = False            # pool the training statistics over every process (set_sync)
 
     def __init__(self, num_features=None, *, eps=1e-5, momentum=0.1, affine=None, track_running_stats=None,
                  pattern=None, param_axes=None, shift=None, **axis_sizes):
@@ -85,22 +89,35 @@ class NormLayer(Module):
             self._plans[key] = make_plan(binding, self.param_names, self.center, device, choose)
         return self._plans[key]
 
+    def set_sync(self, enabled=True):
+        """Pool the training statistics over every process of the world, as SyncBatchNorm does; only for a
+        pattern that pools the batch axis `n` (elsewhere each statistic belongs to one sample). Returns self."""
+        if enabled and "n" not in self.pattern.reduced_names():
+            why = "keeps the batch axis n" if "n" in self.pattern.kept else "does not name the batch axis n"
+            raise ValueError(f"{self.label} (plugin {self.name!r}): sync=True needs a pattern that pools the batch "
+                             f"axis n, but {self.pattern.text!r} {why}, so every statistic comes from one sample "
+                             f"and there is nothing to share between processes; BatchNorm ('batch') pools n")
+        self.sync = bool(enabled)
+        return self
+
     def forward(self, x):
         if x.dtype.name not in FLOAT_DTYPES:
             raise TypeError(f"{self.label}: expects a floating-point input (float16, float32 or float64); got {x.dtype}")
         if self.input_ndims and x.ndim not in self.input_ndims:
             raise ValueError(f"{self.label}: expects {' or '.join(map(str, self.input_ndims))}-D input; got shape {x.shape}")
         plan = self.plan(x.shape, x.device)
-        if self.training and plan.count == 1:
+        everyone = world.world() if self.sync and self.training else None
+        sync = BatchSync(everyone, self.label) if everyone and everyone.size > 1 else None  # checks the count itself
+        if self.training and plan.count <= 1 and sync is None:
             raise ValueError(
                 f"{self.label}: training needs more than one value per statistic, but input shape {x.shape} gives "
-                f"exactly one (pattern {self.pattern.text!r} pools axes {self.pattern.reduced_names()}); use eval() "
+                f"{plan.count} (pattern {self.pattern.text!r} pools axes {self.pattern.reduced_names()}); use eval() "
                 f"mode with running statistics, a larger batch, or a norm that does not pool over the batch, "
                 f"such as GroupNorm")
         fixed = self._running_stats(plan, x.dtype) if not self.training and self.track_running_stats else None
         params = [p for p in (self.weight, self.bias) if p is not None]
         eps = float(np.finfo(x.dtype).eps if self.eps is None else self.eps)  # a Python float: numba has no float16
-        out, batch_stats = normalize(x, params, plan, eps, stats=fixed, plugin=self.name, pattern=self.pattern)
+        out, batch_stats = normalize(x, params, plan, eps, stats=fixed, sync=sync, plugin=self.name, pattern=self.pattern)
         if self.training and self.track_running_stats:
             self._update_running_stats(plan, *batch_stats)
         return out
@@ -125,7 +142,7 @@ class NormLayer(Module):
     def extra_repr(self):
         parts = [repr(self.num_features)] if self.num_features is not None else []
         parts += [f"{k}={v}" for k, v in self.axis_options.items()]
-        parts += [f"eps={self.eps}", f"affine={self.affine}"]
+        parts += [f"eps={self.eps}", f"affine={self.affine}"] + (["sync=True"] if self.sync else [])
         if self.track_running_stats or self.running_stats:
             parts += [f"momentum={self.momentum}", f"track_running_stats={self.track_running_stats}"]
         return ", ".join(parts) + f", pattern={self.pattern.text!r}"

@@ -9,8 +9,8 @@ one block is also given a layout the fused kernels cover:
                                          LayerNorm, RMSNorm, InstanceNorm, GroupNorm
     ("columns", (B, K, I), (lo, hi))     statistics per k over (B, I); γ varies along K      BatchNorm
 
-view[lo:hi] is the part of the view that γ and β span. Anything else has layout None and runs on the
-reference kernels.
+view[lo:hi] is the part of the view that γ and β span. Anything else, and an empty input, has layout None
+and runs on the reference kernels.
 """
 import math
 from dataclasses import dataclass
@@ -90,7 +90,7 @@ def layout(view, axes, param_shape):
 def make_plan(binding, param_names, center, device, choose):
     """Plan one input shape on one device: the view, its layout, and the kernels `choose(device, layout)` picks."""
     view, axes, param_shape, batch_axes = canonical_view(binding, param_names)
-    fit = layout(view, axes, param_shape)
+    fit = layout(view, axes, param_shape) if math.prod(view) else None  # empty input: the reference kernels
     return Plan(binding.input_shape, view, axes, param_shape, batch_axes, center, fit, choose(device, fit))
 
 

@@ -8,7 +8,7 @@ With the means over the plan's reduced axes and r = 1/√(var + eps):
     dγ = Σ dy·x̂,  dβ = Σ dy                                       (over the axes γ is broadcast along)
 
 float16 is computed in float32 and rounded once at the end. Statistics are two-pass, so a large offset
-costs no precision.
+costs no precision. An empty input (a process with no rows of a synchronized batch) has zero statistics.
 """
 from ...backend import get_array_module
 from ..plan import stats_dtype
@@ -30,12 +30,13 @@ def _xhat(plan, xv, mean, var, eps):
 
 def statistics(plan, x):
     xv = _wide(x).reshape(plan.view)
+    mean_of = lambda a: a.sum(axis=plan.axes, keepdims=True) / max(plan.count, 1)  # empty input: zeros
     if not plan.center:
-        return None, (xv * xv).mean(axis=plan.axes, keepdims=True)
-    mean = xv.mean(axis=plan.axes, keepdims=True)
+        return None, mean_of(xv * xv)
+    mean = mean_of(xv)
     d = xv - mean
     d *= d
-    return mean, d.mean(axis=plan.axes, keepdims=True)
+    return mean, mean_of(d)
 
 
 def normalize(plan, x, mean, var, w, b, eps):

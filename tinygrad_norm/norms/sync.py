@@ -1,0 +1,66 @@
+"""Statistics synchronized across processes, for norms that pool the batch axis (SyncBatchNorm and kin).
+
+Each process computes its local statistics; `BatchSync` combines them between the halves of the
+normalize op (see normalize.py), so every process normalizes with the statistics of the whole batch:
+
+    forward:  every process's (count, mean, M2 = count·var) -> the exact statistics of the union
+    backward: Σg and Σg·x̂ summed over every process (dx needs them; dγ and dβ stay local, and their sum
+              over processes is the whole batch's, which is what data-parallel gradient averaging expects)
+
+Merging (count, mean, M2) rather than summing x and x² keeps the precision of the two-pass statistics.
+"""
+import numpy as np
+
+from ..backend import as_numpy, device_of, to_device
+
+
+def merge_moments(counts, means, variances):
+    """Chan, Golub & LeVeque's merge of per-part statistics into those of the union, for P parts at once.
+
+    counts (P,), means and variances (P, K), variances biased (M2/count) -> (count, mean (K,), var (K,)):
+
+        n = Σ n_p      μ = Σ n_p μ_p / n      M2 = Σ (M2_p + n_p (μ_p - μ)²)      var = M2 / n
+
+    A part with n_p = 0 contributes nothing, whatever its mean and variance hold. `means` None: statistics
+    without centering (var is the mean square), merged as the count-weighted mean.
+    """
+    counts = np.asarray(counts, np.float64)
+    n = counts.sum()
+    weights = (counts / max(n, 1.0))[:, None]
+    variances = np.where(weights > 0, variances, 0.0)
+    if means is None:
+        return n, None, (weights * variances).sum(axis=0)
+    means = np.where(weights > 0, means, 0.0)
+    mean = (weights * means).sum(axis=0)
+    return n, mean, (weights * (variances + (means - mean) ** 2)).sum(axis=0)
+
+
+class BatchSync:
+    """The combiner the normalize op calls between its halves; `owner` names the layer in errors."""
+
+    def __init__(self, world, owner):
+        self.world, self.owner = world, owner
+
+    def moments(self, count, mean, var):
+        """Local (count, mean, var) -> the whole batch's, identical on every process (one gather)."""
+        shape, dtype, device = var.shape, var.dtype, device_of(var)
+        local = [np.array([count], np.float64)] + [as_numpy(s).astype(np.float64).ravel()
+                                                    for s in (mean, var) if s is not None]
+        rows = self.world.gather(np.concatenate(local))
+        k = var.size
+        means = rows[:, 1:1 + k] if mean is not None else None
+        n, mean, var = merge_moments(rows[:, 0], means, rows[:, -k:])
+        if n <= 1:
+            raise ValueError(f"{self.owner}: training needs more than one value per statistic over all "
+                             f"{self.world.size} processes, but their inputs hold {int(n)} in all (per process: "
+                             f"{[int(c) for c in rows[:, 0]]})")
+        back = lambda s: None if s is None else to_device(s.reshape(shape).astype(dtype), device)
+        return int(n), back(mean), back(var)
+
+    def sums(self, sum_g, sum_gx):
+        """Σg and Σg·x̂ summed over every process (one all-reduce of both)."""
+        shape, dtype, device = sum_gx.shape, sum_gx.dtype, device_of(sum_gx)
+        parts = [s for s in (sum_g, sum_gx) if s is not None]
+        total = self.world.all_reduce(np.concatenate([as_numpy(s).astype(np.float64).ravel() for s in parts]))
+        out = [to_device(t.reshape(shape).astype(dtype), device) for t in np.split(total, len(parts))]
+        return (out[0] if sum_g is not None else None), out[-1]

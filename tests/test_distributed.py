@@ -1,6 +1,7 @@
 """The distributed pieces in one process, and the multi-process cases (test_multiprocess.py) run under
 `mpiexec -n 2` and `-n 3`; those skip, with the reason, where MPI cannot start."""
 import functools
+import json
 import os
 import shutil
 import signal
@@ -184,20 +185,37 @@ def mpi_unavailable():
     return None if done.returncode == 0 else f"mpiexec -n 2 failed: {(done.stderr or done.stdout)[-500:]}"
 
 
-@pytest.mark.parametrize("processes", [2, 3])
-def test_the_multiprocess_cases_under_mpiexec(processes):
+def mpiexec(processes, *args, timeout=300):
+    """Run `mpiexec -n processes python *args` (skipping where MPI cannot start); returns its output."""
     why = mpi_unavailable()
     if why:
         pytest.skip(f"MPI cannot start here: {why}")
     launcher = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    command = [launcher, "-n", str(processes), sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", CASES]
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    job = subprocess.Popen([launcher, "-n", str(processes), sys.executable, *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        output, _ = job.communicate(timeout=300)
+        output, _ = job.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:  # a collective some process never reached: kill the whole job
         os.killpg(job.pid, signal.SIGKILL)
         output, _ = job.communicate()
-        pytest.fail(f"mpiexec -n {processes} hung for 300 s; its output:\n{output[-4000:]}")
+        pytest.fail(f"mpiexec -n {processes} hung for {timeout} s; its output:\n{output[-4000:]}")
     assert job.returncode == 0, f"mpiexec -n {processes} failed:\n{output[-6000:]}"
+    return output
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_the_multiprocess_cases_under_mpiexec(processes):
+    output = mpiexec(processes, "-m", "pytest", "-q", "-x", "-rs", "-p", "no:cacheprovider", CASES)
     summaries = [line for line in output.splitlines() if " passed" in line and " in " in line]
-    assert len(summaries) == processes and not any("skipped" in s for s in summaries), output[-2000:]
+    assert len(summaries) == processes and "needs two or more processes" not in output, output[-2000:]
+
+
+def test_the_sync_batchnorm_example_on_four_processes(tmp_path):
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "sync_batchnorm.py")
+    output = mpiexec(4, example, "--quick", "--out", str(tmp_path))
+    assert output.count("4 processes x 2 images per step = global batch 8") == 1  # rank 0 alone prints
+    with open(tmp_path / "sync_batchnorm.json") as f:
+        result = json.load(f)
+    assert [r["norm"] for r in result["rows"]] == ["BN local", "BN synchronized", "GN"] and result["processes"] == 4
+    assert all(0 <= r["test accuracy"] <= 1 and r["ms per step"] > 0 for r in result["rows"])
+    assert (tmp_path / "sync_batchnorm.png").read_bytes()[:4] == b"\x89PNG"

@@ -245,3 +245,23 @@ def test_checkpoint_written_by_rank_0_loads_everywhere():
         dist.barrier()
         if RANK == 0:
             shutil.rmtree(folder)
+
+
+def test_data_parallel_with_sync_batchnorm_on_every_device(device):
+    """Arrays on the GPU go through host memory to MPI: the same training as on the CPU, on `device`."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(12, 1, 5, 5)), rng.integers(0, 4, 12)
+    rows = my_rows((12 // WORLD,) * WORLD)
+    reference = small_model(seed=0)
+    train(reference, x, y, steps=2)
+    model = dist.DataParallel(nn.SyncBatchNorm.convert_sync_batchnorm(small_model(seed=RANK)).to(device))
+    opt = optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    for _ in range(2):
+        loss = F.cross_entropy(model(tg.Tensor(x[rows], device=device)), tg.Tensor(y[rows], device=device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    mine = model.module.state_dict()
+    for name, value in reference.state_dict().items():
+        assert mine[name].device == device
+        np.testing.assert_allclose(mine[name].numpy(), value.numpy(), rtol=1e-8, atol=1e-10, err_msg=name)

@@ -2,7 +2,7 @@
 from .autograd import Function, is_grad_enabled, no_grad
 from .backend import DeviceError, get_array_module, gpu_available
 from .gradcheck import GradcheckError, gradcheck, gradcheck_module
-from . import data, nn, optim
+from . import data, distributed, nn, optim
 from .random import manual_seed
 from .tensor import (Tensor, as_tensor, concatenate, maximum, minimum, ones, rand, randn, stack, tensor, where,
                      zeros)

@@ -6,7 +6,8 @@ processes, interleaved; median ms of rank 0 (every step ends in collectives, so 
 
 The driver launches `mpiexec -n K python bench_dist.py --worker` for each K. Variants: BatchNorm with local
 statistics, BatchNorm synchronized over the processes (ours: SyncBatchNorm; PyTorch's SyncBatchNorm runs on
-GPUs only, so that cell is empty), and GroupNorm. Every process runs one thread (OMP, numba, torch), so K
+GPUs only, so that cell is empty), and GroupNorm. Then one BatchNorm layer alone, fused and local vs split into
+halves with the statistics combined across the processes: where a synchronized norm's cost comes from. Every process runs one thread (OMP, numba, torch), so K
 processes ask for K cores: beyond the machine's cores the numbers measure oversubscription, and say so.
 """
 import argparse
@@ -23,8 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_training import BN2, lenet, step_fns  # noqa: E402
 from common import default_json, median_ms, report, try_torch  # noqa: E402
 
+import tinygrad_norm as tg  # noqa: E402
 from tinygrad_norm import distributed as dist  # noqa: E402
 from tinygrad_norm import nn  # noqa: E402
+from tinygrad_norm.norms.normalize import normalize  # noqa: E402
+from tinygrad_norm.norms.sync import BatchSync  # noqa: E402
 
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
 GN = lambda m, c: m.GroupNorm(2, c)
@@ -50,9 +54,33 @@ def worker(batch, repeat, port, out):
         steps = step_fns(torch if theirs is not None else None, ours, theirs)
         ms = median_ms([lambda s=s: s(x, y) for s in steps], repeat=repeat)
         rows[name] = {"ours_ms": ms[0], "torch_ms": ms[1] if len(ms) > 1 else None}
+    rows.update(norm_layer(torch, repeat))
     if dist.is_main():
         with open(out, "w") as f:
             json.dump(rows, f)
+
+
+def norm_layer(torch, repeat, shape=(32, 16, 10, 10)):
+    """Forward + backward of LeNet's second BatchNorm alone: fused and local, then split into its halves with
+    the statistics and gradient sums combined over the world between them (in a world of one the combining is
+    a no-op, so that row is the price of splitting alone), beside PyTorch's local BatchNorm2d."""
+    layer = nn.BatchNorm2d(shape[1])
+    plan, eps = layer.plan(shape), layer.eps
+    rng = np.random.default_rng(dist.rank())
+    x, dy = rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
+
+    def ours(sync):
+        t = tg.Tensor(x, requires_grad=True)
+        normalize(t, [layer.weight, layer.bias], plan, eps, sync=sync)[0].backward(tg.Tensor(dy))
+
+    combiner = BatchSync(dist.world(), "bench")
+    fns = [lambda: ours(None), lambda: ours(combiner)]
+    if torch is not None:
+        theirs, tx, tdy = torch.nn.BatchNorm2d(shape[1]), torch.tensor(x, requires_grad=True), torch.tensor(dy)
+        fns.append(lambda: theirs(tx).backward(tdy))
+    ms = median_ms(fns, repeat=4 * repeat)
+    return {"BN2d (32,16,10,10) fused, local": {"ours_ms": ms[0], "torch_ms": ms[2] if torch else None},
+            "BN2d (32,16,10,10) halves + combine": {"ours_ms": ms[1], "torch_ms": None}}
 
 
 def free_port():
@@ -93,6 +121,11 @@ def main(argv=None):
         measured = launch(k, args.batch, args.repeat)
         local = measured["BN local"]["ours_ms"]
         for name, r in measured.items():
+            if name not in VARIANTS:  # the norm layer alone
+                fused = next(v["ours_ms"] for n, v in measured.items() if n.endswith("fused, local"))
+                note = "" if "fused" in name else f"{r['ours_ms'] - fused:+.3f} ms ({r['ours_ms'] / fused:.2f}x fused)"
+                rows.append({"name": f"{k} proc{'s' if k > 1 else ''}: {name}", "processes": k, "variant": name, "note": note, **r})
+                continue
             images_per_s = k * args.batch / (r["ours_ms"] * 1e-3)
             note = f"{images_per_s:.0f} img/s ours"
             if r["torch_ms"]:

@@ -65,7 +65,7 @@ def run(quick=False, out="results", per_worker=2):
     x, y, xt, yt = digits(640 if quick else None)
     n_val = len(x) // 5
     xv, yv, xtr, ytr = x[:n_val], y[:n_val], x[n_val:], y[n_val:]
-    epochs, rates, seeds = (1, (0.02, 0.05), (0, 1)) if quick else (4, (0.01, 0.02, 0.05, 0.1), (0, 1, 2))
+    epochs, rates, seeds = (1, (0.02, 0.05), (0, 1)) if quick else (6, (0.01, 0.02, 0.05, 0.1), (0, 1, 2, 3, 4))
     log(f"{dist.world_size()} processes x {per_worker} images per step = global batch {dist.world_size() * per_worker}")
     rows, start = [], time.perf_counter()
     for name, make in VARIANTS.items():
@@ -80,19 +80,24 @@ def run(quick=False, out="results", per_worker=2):
             log(f"  {name} seed {seed}: test accuracy {tests[-1]:.3f}, {1e3 * step:.1f} ms/step "
                 f"({time.perf_counter() - start:.0f} s)")
         rows.append({"norm": name, "lr": lr, "validation accuracy": val[lr], "test accuracy": float(np.mean(tests)),
-                     "± std": float(np.std(tests)), "ms per step": 1e3 * float(np.median(steps))})
+                     "± std": float(np.std(tests)), "ms per step": 1e3 * float(np.median(steps)),
+                     "per seed": {"test accuracy": tests, "ms per step": [1e3 * t for t in steps]}})
     if not dist.is_main():
         return rows
     meta = {"processes": dist.world_size(), "images per process per step": per_worker, "epochs": epochs,
             "seeds": list(seeds), "learning rates tried": list(rates), "train/validation/test images": [len(xtr), len(xv), len(xt)],
             "optimizer": "SGD momentum 0.9", "step time": "median over steps of rank 0, then over seeds"}
     text = save(out, "sync_batchnorm", rows, ["norm", "lr", "validation accuracy", "test accuracy", "± std", "ms per step"], meta)
-    fig, (left, right) = figure(1, 2, figsize=(8, 3.2))
-    names = [r["norm"] for r in rows]
-    left.bar(names, [r["test accuracy"] for r in rows], yerr=[r["± std"] for r in rows], capsize=4, color="#7aa6c2")
-    left.set(ylabel="test accuracy", ylim=(0, 1), title=f"{len(seeds)} seeds, mean ± std")
-    right.bar(names, [r["ms per step"] for r in rows], color="#c2a67a")
-    right.set(ylabel="ms per step (median)", title=f"{dist.world_size()} processes x {per_worker} images")
+    fig, axes = figure(1, 2, figsize=(8, 3.2))
+    for ax, column, title in zip(axes, ("test accuracy", "ms per step"),
+                                 (f"{len(seeds)} seeds: each, and mean ± std",
+                                  f"{dist.world_size()} processes x {per_worker} images, median per seed")):
+        for i, r in enumerate(rows):
+            values = r["per seed"][column]
+            ax.plot([i] * len(values), values, "o", color="#9bb7cc", markersize=4)
+            ax.errorbar(i + 0.15, np.mean(values), yerr=np.std(values), fmt="s", color="#1f4e79", capsize=4)
+        ax.set(xticks=range(len(rows)), xticklabels=[r["norm"] for r in rows], xlim=(-0.5, len(rows) - 0.5),
+               ylabel=column, title=title)
     save_figure(fig, out, "sync_batchnorm")
     return rows, text
 

@@ -25,6 +25,9 @@ CASES = {  # name: (layer, input shape); together they reach every layout and ke
     "instance_plain": (lambda: nn.InstanceNorm2d(6), (8, 6, 5, 4)),       # no γ, β
     "rms": (lambda: nn.RMSNorm(4), (8, 6, 5, 4)),                          # no centering, no β
     "per_channel_rows": (lambda: NormLayer((6, 4), pattern="n c d -> n c", param_axes="c d"), (8, 6, 4)),  # K > 1
+    "batch_plain": (lambda: nn.BatchNorm2d(6, affine=False), (8, 6, 5, 4)),  # columns without γ, β
+    "batch_rms": (lambda: type("BatchRMS", (NormLayer,), {"pattern": "n c ... -> c", "param_axes": "c",
+                                                          "center": False})(6), (8, 6, 5, 4)),  # columns, no centering
 }
 
 

@@ -1,6 +1,6 @@
 """Data-parallel training over MPI at 1, 2 and 4 processes: one SGD-momentum step of LeNet (3x32x32, float32)
 per process, ours (DataParallel) beside PyTorch's DistributedDataParallel over gloo, timed in the same
-processes, interleaved; median ms of rank 0 (every step ends in collectives, so the ranks move together).
+processes, every variant interleaved; median ms of rank 0 (every step ends in collectives, so the ranks move together).
 
     python benchmarks/bench_dist.py [--ranks 1 2 4] [--batch 32] [--repeat 15] [--json out.json]
 
@@ -44,16 +44,19 @@ def worker(batch, repeat, port, out):
                                  world_size=dist.world_size())
     rng = np.random.default_rng(dist.rank())
     x, y = rng.normal(size=(batch, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, batch)
-    rows = {}
+    steps = {}  # every variant's steps, timed interleaved, so that drift over the run hits all alike
     for name, (norm, sync) in VARIANTS.items():
         ours = lenet(nn, norm)
         ours = dist.DataParallel(nn.SyncBatchNorm.convert_sync_batchnorm(ours) if sync else ours)
         theirs = None
         if torch is not None and not sync:
             theirs = torch.nn.parallel.DistributedDataParallel(lenet(torch.nn, norm))
-        steps = step_fns(torch if theirs is not None else None, ours, theirs)
-        ms = median_ms([lambda s=s: s(x, y) for s in steps], repeat=repeat)
-        rows[name] = {"ours_ms": ms[0], "torch_ms": ms[1] if len(ms) > 1 else None}
+        steps[name] = step_fns(torch if theirs is not None else None, ours, theirs)
+    fns = [(name, i, s) for name, pair in steps.items() for i, s in enumerate(pair)]
+    ms = median_ms([lambda s=s: s(x, y) for _, _, s in fns], repeat=repeat)
+    rows = {name: {"ours_ms": None, "torch_ms": None} for name in steps}
+    for (name, i, _), t in zip(fns, ms):
+        rows[name]["torch_ms" if i else "ours_ms"] = t
     rows.update(norm_layer(torch, repeat))
     if dist.is_main():
         with open(out, "w") as f:

@@ -219,3 +219,12 @@ def test_the_sync_batchnorm_example_on_four_processes(tmp_path):
     assert [r["norm"] for r in result["rows"]] == ["BN local", "BN synchronized", "GN"] and result["processes"] == 4
     assert all(0 <= r["test accuracy"] <= 1 and r["ms per step"] > 0 for r in result["rows"])
     assert (tmp_path / "sync_batchnorm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_collectives_never_hand_back_the_callers_array():
+    a = np.ones(3)
+    for result in (dist.all_reduce(a), dist.broadcast(a)):
+        result[0] = 7.0
+    t = tg.Tensor(np.ones(2))
+    dist.all_reduce(t).data[0] = 7.0
+    assert a.tolist() == [1.0, 1.0, 1.0] and t.tolist() == [1.0, 1.0]

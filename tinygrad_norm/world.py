@@ -129,13 +129,14 @@ def _check_alike(what, a, root=None):
 
 
 def _on_host(x):
-    """(NumPy array to send, function that turns a NumPy result back into x's kind and device)."""
+    """(a NumPy copy of x to send, a function that turns a NumPy result back into x's kind and device); a copy,
+    so that a result never aliases the caller's array (a world of one hands its input back)."""
     if isinstance(x, Tensor):
         device = x.device
-        return as_numpy(x.data), lambda a: Tensor(to_device(a, device))
+        return np.array(as_numpy(x.data)), lambda a: Tensor(to_device(a, device))
     if device_of(x) == "cuda":
         return as_numpy(x), lambda a: to_device(a, "cuda")
-    return np.asarray(x), lambda a: a
+    return np.array(x), lambda a: a
 
 
 def all_reduce(x, op="sum"):
@@ -155,4 +156,4 @@ def broadcast(x, root=0):
     """Rank `root`'s x on every process, as x's kind (every process passes an x of the same shape and dtype)."""
     host, back = _on_host(x)
     _check_alike("broadcast", host, root)
-    return back(world().broadcast(host.copy(), root))
+    return back(world().broadcast(host, root))

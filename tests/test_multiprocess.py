@@ -73,6 +73,28 @@ def test_synchronized_batchnorm_is_one_process_on_the_whole_batch(kind, momentum
         assert all(np.array_equal(mine, theirs) for theirs in everyone(mine)), f"{name} differs between processes"
 
 
+def test_a_third_party_plugin_that_pools_the_batch_axis_synchronizes_too():
+    """A plugin the core has never seen, without centering (statistics: the mean square per channel)."""
+    from tinygrad_norm.norms import NormLayer
+
+    class BatchRMS(NormLayer):
+        pattern, param_axes, center = "n c ... -> c", "c", False
+
+    rng = np.random.default_rng(6)
+    x, dy = rng.normal(1.0, 2.0, (10, 3, 4)), rng.normal(size=(10, 3, 4))
+    rows = my_rows(shares(WITH_EMPTY))
+    outputs = []
+    for layer, part in ((BatchRMS(3).double(), slice(None)), (BatchRMS(3).double().set_sync(), rows)):
+        t = tg.Tensor(x[part], requires_grad=True)
+        y = layer(t)
+        y.backward(tg.Tensor(dy[part]))
+        outputs.append((y.numpy(), t.grad.numpy(), layer.weight.grad))
+    (y, dx, dw), (y_part, dx_part, dw_part) = outputs
+    np.testing.assert_allclose(y_part, y[rows], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx_part, dx[rows], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dist.all_reduce(dw_part).numpy(), dw.numpy(), rtol=1e-9)
+
+
 def test_synchronized_input_gradient_matches_central_differences():
     """d/dx of Σ_processes Σ y·w, every element of the global batch perturbed by the process holding it."""
     rng = np.random.default_rng(2)

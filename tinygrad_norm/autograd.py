@@ -55,6 +55,7 @@ class Function:
     """One differentiable op. `apply` runs forward on the inputs' arrays and records the graph edge."""
     inputs = ()
     released = False
+    after_backward = None  # a callable run once the whole backward pass has finished (see the docstring above)
 
     def __init__(self, **attrs):
         self.__dict__.update(attrs)
@@ -147,9 +148,8 @@ def backward(root, grad, retain_graph=False):
             gx = sum_to(gx, x.shape)
             key = id(x)
             grads[key] = grads[key] + gx if key in grads else gx
-        callback = getattr(fn, "after_backward", None)
-        if callback is not None and callback not in finish:
-            finish.append(callback)
+        if fn.after_backward is not None and fn.after_backward not in finish:
+            finish.append(fn.after_backward)
         if not retain_graph:
             fn.release()
     for callback in finish:

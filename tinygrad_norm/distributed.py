@@ -11,14 +11,13 @@ Run with `mpiexec -n 4 python train.py`. The collectives (init, rank, all_reduce
 """
 import contextlib
 
-import numpy as np
-
 from .autograd import Function, is_grad_enabled
-from .backend import as_numpy, get_array_module, to_device
+from .backend import get_array_module
 from .data import DistributedSampler
 from .nn.module import Module
 from .tensor import Tensor
-from .world import World, all_reduce, barrier, broadcast, init, is_main, rank, world, world_size
+from .world import (World, all_reduce, barrier, broadcast, from_host_buffer, init, is_main, rank, to_host_buffer,
+                    world, world_size)
 
 __all__ = ["init", "rank", "world_size", "is_main", "all_reduce", "broadcast", "barrier", "world", "World",
            "DataParallel", "DistributedSampler"]
@@ -126,18 +125,16 @@ class DataParallel(Module):
         params = [p for p in self.module.parameters() if p.requires_grad]
         for bucket in buckets(params, self.bucket_bytes):
             xp, dtype = get_array_module(bucket[0].data), bucket[0].dtype
-            flat = xp.concatenate([(p.grad.data if p.grad is not None else xp.zeros(p.shape, dtype)).ravel()
-                                   for p in bucket] + [xp.array([p.grad is not None for p in bucket], dtype)])
-            total = self.world.all_reduce(as_numpy(flat)) / dtype.type(self.world.size)
+            grads = [p.grad.data if p.grad is not None else xp.zeros(p.shape, dtype) for p in bucket]
+            flags = xp.array([p.grad is not None for p in bucket], dtype)
+            total = self.world.all_reduce(to_host_buffer(grads + [flags])) / dtype.type(self.world.size)
             present = total[-len(bucket):] > 0
-            for p, piece, has in zip(bucket, np.split(total[:-len(bucket)], np.cumsum([p.data.size for p in bucket])[:-1]),
-                                     present):
-                p.grad = Tensor(to_device(piece.reshape(p.shape), p.device)) if has else None
+            for p, grad, has in zip(bucket, from_host_buffer(total[:-len(bucket)], grads), present):
+                p.grad = Tensor._from_array(grad) if has else None
 
     def _broadcast(self, tensors):
         """Overwrite each tensor's array with rank 0's."""
         for bucket in buckets(tensors, self.bucket_bytes):
-            flat = np.concatenate([as_numpy(t.data).ravel() for t in bucket])
-            flat = self.world.broadcast(flat, root=0)
-            for t, piece in zip(bucket, np.split(flat, np.cumsum([t.data.size for t in bucket])[:-1])):
-                t.data = to_device(piece.reshape(t.shape), t.device)
+            arrays = [t.data for t in bucket]
+            for t, array in zip(bucket, from_host_buffer(self.world.broadcast(to_host_buffer(arrays), root=0), arrays)):
+                t.data = array

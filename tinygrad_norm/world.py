@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from .backend import as_numpy, device_of, to_device
+from .backend import as_numpy, device_of, get_array_module, to_device
 from .tensor import Tensor
 
 # Set by the launchers: MPICH and Intel MPI (Hydra), Open MPI, PMIx (Slurm's srun), MVAPICH.
@@ -67,6 +67,19 @@ class World:
     def barrier(self):
         if self.size > 1:
             self.comm.Barrier()
+
+
+def to_host_buffer(arrays, dtype=None):
+    """The arrays (all on one device) flattened into one NumPy buffer, cast to `dtype` if given: joined on
+    their device first, so a GPU's arrays cost one copy to the host."""
+    flat = get_array_module(*arrays).concatenate([a.ravel() for a in arrays])
+    return as_numpy(flat if dtype is None else flat.astype(dtype, copy=False))
+
+
+def from_host_buffer(flat, likes):
+    """to_host_buffer's inverse: `flat` cut into arrays of the shapes, dtypes and devices of `likes`."""
+    pieces = np.split(flat, np.cumsum([a.size for a in likes])[:-1])
+    return [to_device(piece.reshape(a.shape).astype(a.dtype, copy=False), device_of(a)) for piece, a in zip(pieces, likes)]
 
 
 _world = None

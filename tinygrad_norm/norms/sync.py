@@ -11,7 +11,7 @@ Merging (count, mean, M2) rather than summing x and x² keeps the precision of t
 """
 import numpy as np
 
-from ..backend import as_numpy, device_of, to_device
+from ..world import from_host_buffer, to_host_buffer
 
 
 def merge_moments(counts, means, variances):
@@ -43,10 +43,8 @@ class BatchSync:
 
     def moments(self, count, mean, var):
         """Local (count, mean, var) -> the whole batch's, identical on every process (one gather)."""
-        shape, dtype, device = var.shape, var.dtype, device_of(var)
-        local = [np.array([count], np.float64)] + [as_numpy(s).astype(np.float64).ravel()
-                                                    for s in (mean, var) if s is not None]
-        rows = self.world.gather(np.concatenate(local))
+        stats = [s for s in (mean, var) if s is not None]
+        rows = self.world.gather(np.concatenate([[count], to_host_buffer(stats, np.float64)]))
         k = var.size
         means = rows[:, 1:1 + k] if mean is not None else None
         n, mean, var = merge_moments(rows[:, 0], means, rows[:, -k:])
@@ -54,13 +52,11 @@ class BatchSync:
             raise ValueError(f"{self.owner}: training needs more than one value per statistic over all "
                              f"{self.world.size} processes, but their inputs hold {int(n)} in all (per process: "
                              f"{[int(c) for c in rows[:, 0]]})")
-        back = lambda s: None if s is None else to_device(s.reshape(shape).astype(dtype), device)
-        return int(n), back(mean), back(var)
+        *merged_mean, merged_var = from_host_buffer(np.concatenate([s for s in (mean, var) if s is not None]), stats)
+        return int(n), (merged_mean[0] if merged_mean else None), merged_var
 
     def sums(self, sum_g, sum_gx):
         """Σg and Σg·x̂ summed over every process (one all-reduce of both)."""
-        shape, dtype, device = sum_gx.shape, sum_gx.dtype, device_of(sum_gx)
         parts = [s for s in (sum_g, sum_gx) if s is not None]
-        total = self.world.all_reduce(np.concatenate([as_numpy(s).astype(np.float64).ravel() for s in parts]))
-        out = [to_device(t.reshape(shape).astype(dtype), device) for t in np.split(total, len(parts))]
-        return (out[0] if sum_g is not None else None), out[-1]
+        *total_g, total_gx = from_host_buffer(self.world.all_reduce(to_host_buffer(parts, np.float64)), parts)
+        return (total_g[0] if total_g else None), total_gx

@@ -121,3 +121,62 @@ def test_half_and_float_cast_floating_parameters_and_buffers(device):
     assert net(tg.randn(2, 1, 5, 5, dtype=np.float16, device=device)).dtype == np.float16
     net.float()
     assert {t.dtype for t in net.parameters()} | {net.scale.dtype} == {np.dtype(np.float32)}
+
+
+def test_save_and_load_take_the_same_path_with_or_without_npz(tmp_path):
+    a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+    written = a.save(tmp_path / "ckpt")  # NumPy adds .npz; load must find it from the same path
+    assert written == str(tmp_path / "ckpt.npz")
+    b.load(tmp_path / "ckpt")
+    np.testing.assert_array_equal(b.weight.numpy(), a.weight.numpy())
+    b.load(written)
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*nowhere.*nor with \.npz added"):
+        b.load(tmp_path / "nowhere")
+
+
+def test_a_file_that_is_not_a_checkpoint_says_so_and_never_suggests_pickle(tmp_path):
+    import pickle
+    files = {"p.pkl": lambda p: p.write_bytes(pickle.dumps({"weight": 1})),
+             "a.npy": lambda p: np.save(p, np.ones(3)),
+             "t.txt": lambda p: p.write_text("hello"),
+             "objects.npz": lambda p: np.savez(p, weight=np.array([{"x": 1}], dtype=object))}
+    for name, write in files.items():
+        write(tmp_path / name)
+        with pytest.raises(nn.CheckpointError, match="is not a checkpoint written by tinygrad_norm's Module.save") as e:
+            nn.Linear(3, 2).load(tmp_path / name)
+        assert "allow_pickle" not in str(e.value)
+    with pytest.raises(nn.CheckpointError, match="holds Python objects"):
+        nn.Linear(3, 2).load(tmp_path / "objects.npz")
+
+
+LAYERS = [(nn.Linear(4, 3), (2, 4)), (nn.Conv2d(2, 3, 3), (2, 2, 5, 5)), (nn.Conv1d(2, 3, 3), (2, 2, 5)),
+          (nn.MaxPool2d(2), (2, 2, 4, 4)), (nn.Flatten(), (2, 3, 2)), (nn.ReLU(), (2, 3)), (nn.Tanh(), (2, 3)),
+          (nn.BatchNorm2d(2), (4, 2, 3, 3)), (nn.GroupNorm(2, 4), (2, 4, 3)), (nn.LayerNorm(3), (2, 3)),
+          (nn.LocalResponseNorm(3), (2, 4, 3)), (nn.RNN(3, 4, batch_first=True), (2, 5, 3)),
+          (nn.Sequential(nn.Linear(4, 3), nn.ReLU()), (2, 4))]
+
+
+@pytest.mark.parametrize("layer, shape", LAYERS, ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "")
+def test_a_numpy_array_is_taken_where_a_tensor_is_expected(layer, shape):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    out = layer(x)
+    out = out[0] if isinstance(out, tuple) else out
+    expected = layer(tg.Tensor(x))
+    expected = expected[0] if isinstance(expected, tuple) else expected
+    assert isinstance(out, tg.Tensor)
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("layer, shape", LAYERS, ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "")
+def test_a_list_is_a_type_error_naming_the_layer(layer, shape):
+    data = np.zeros(shape).tolist()
+    first = layer[0] if isinstance(layer, nn.Sequential) else layer  # the layer that needed the Tensor
+    with pytest.raises(TypeError, match=rf"{type(first).__name__} takes a Tensor \(or a NumPy or CuPy array\) as "
+                                        rf"input; got list"):
+        layer(data)
+
+
+def test_ops_refuse_what_is_not_a_tensor():
+    from tinygrad_norm import ops
+    with pytest.raises(TypeError, match=r"Add takes Tensors; got Tensor, list"):
+        ops.Add.apply(tg.ones(2), [1, 2])

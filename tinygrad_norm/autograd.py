@@ -5,6 +5,7 @@ needs; `backward(grad) -> grads` returns one gradient per input (None where ther
 may keep broadcast dimensions: the engine sums it back to the input's shape (`sum_to`), so no op has to.
 A Function given an `after_backward` callable has it called once the whole pass has finished, when every
 leaf's gradient is complete (DataParallel averages the gradients across processes there).
+The engine sits below tensor.py and never imports it: an op's output is built by its first input's class.
 """
 import contextlib
 
@@ -67,7 +68,11 @@ class Function:
     def __call__(self, *inputs):
         """Run forward on the inputs' arrays; the result records this op when it needs a gradient. An op
         that also reports something besides its output (the norm op's statistics) keeps it on `self`."""
-        self.needs_grad = tuple(t.requires_grad for t in inputs)
+        try:
+            self.needs_grad = tuple(t.requires_grad for t in inputs)
+        except AttributeError:
+            raise TypeError(f"{self.name} takes Tensors; got " + ", ".join(type(t).__name__ for t in inputs)
+                            + " (wrap data with tinygrad_norm.tensor(...))") from None
         if len(inputs) > 1:  # one type() per input on the hot path; devices are worked out only on a mismatch
             first = type(inputs[0].data)
             for t in inputs:
@@ -80,7 +85,7 @@ class Function:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{self.name} on inputs of shapes {shapes}: {e}") from e
         requires_grad = _grad_enabled and any(self.needs_grad)
-        result = _tensor.Tensor._from_array(out, requires_grad)
+        result = type(inputs[0])._from_array(out, requires_grad)  # the inputs' class (Tensor) wraps the output
         if requires_grad:
             self.inputs, self.scope = inputs, _scope
             result._ctx = self
@@ -154,6 +159,3 @@ def backward(root, grad, retain_graph=False):
             fn.release()
     for callback in finish:
         callback()
-
-
-from . import tensor as _tensor  # noqa: E402  (Tensor imports this module; bind late to avoid the cycle)

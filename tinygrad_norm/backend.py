@@ -45,6 +45,11 @@ def is_cupy_array(x):
     return cupy is not None and isinstance(x, cupy.ndarray)
 
 
+def is_array(x):
+    """A NumPy or CuPy array."""
+    return isinstance(x, np.ndarray) or is_cupy_array(x)
+
+
 def get_array_module(*xs):
     """The array module (numpy or cupy) of the given arrays or tensors, as in DeZero and Chainer."""
     for x in xs:  # a Tensor's array is its .data (an ndarray's own .data is a buffer, never a cupy array)

@@ -14,7 +14,7 @@ import contextlib
 from .autograd import Function, is_grad_enabled
 from .backend import get_array_module
 from .data import DistributedSampler
-from .nn.module import Module
+from .module import Module
 from .tensor import Tensor
 from .world import (World, all_reduce, barrier, broadcast, from_host_buffer, init, is_main, rank, to_host_buffer,
                     world, world_size)

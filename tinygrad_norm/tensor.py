@@ -5,7 +5,7 @@ import numpy as np
 
 from . import autograd, ops
 from .backend import (as_numpy, check_device, check_dtype, check_same_device, device_of, get_array_module,
-                      is_cupy_array, module_for, to_device)
+                      is_array, module_for, to_device)
 
 DEFAULT_DTYPE = np.float32
 
@@ -22,12 +22,12 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         dtype = None if dtype is None else check_dtype(dtype)
-        is_array = _is_array(data)
-        if is_array:
+        given_array = is_array(data)
+        if given_array:
             check_dtype(data.dtype)
         if device is not None:
-            data = to_device(data, device) if is_array else module_for(device).asarray(data, dtype=dtype or DEFAULT_DTYPE)
-        elif not is_array:
+            data = to_device(data, device) if given_array else module_for(device).asarray(data, dtype=dtype or DEFAULT_DTYPE)
+        elif not given_array:
             data = np.asarray(data, dtype=dtype or DEFAULT_DTYPE)
         if dtype is not None and data.dtype != dtype:
             data = data.astype(dtype)
@@ -132,7 +132,7 @@ class Tensor:
         device, so an op mixing a host array with a GPU tensor is the op's DeviceError, not a silent copy."""
         if isinstance(other, Tensor):
             return other
-        xp = get_array_module(other if _is_array(other) else self.data)
+        xp = get_array_module(other if is_array(other) else self.data)
         return Tensor._from_array(xp.asarray(other, dtype=self.dtype))
 
     # ---- arithmetic -------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class Tensor:
     # comparisons give constant boolean tensors (no graph), as in PyTorch
     def _compare(self, o, op):
         o = o.data if isinstance(o, Tensor) else o
-        if _is_array(o) and type(o) is not type(self.data):
+        if is_array(o) and type(o) is not type(self.data):
             check_same_device(op.__name__, [self.data, o])
         return Tensor._from_array(op(self.data, o))
 
@@ -240,10 +240,6 @@ class Tensor:
     def pad(self, pad, value=0.0):
         """Constant padding with NumPy's per-axis ((before, after), ...) widths."""
         return ops.Pad.apply(self, pad=tuple(tuple(p) for p in pad), value=value)
-
-
-def _is_array(x):
-    return isinstance(x, np.ndarray) or is_cupy_array(x)
 
 
 def _raw_index(index):

@@ -3,7 +3,7 @@ import math
 
 from . import functional as F
 from .init import fan_in_uniform, normal
-from .module import Module, Parameter
+from ..module import Module, Parameter
 from ..tensor import Tensor
 
 

@@ -7,7 +7,7 @@ normalized before its tanh: the layer-normalized LSTM of Ba et al. (2016) when t
 """
 from .functional import linear
 from .init import uniform
-from .module import Module, Parameter
+from ..module import Module, Parameter
 from ..tensor import stack, zeros
 
 

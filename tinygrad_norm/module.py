@@ -1,11 +1,13 @@
 """Module and Parameter: the containers that models are made of, with PyTorch's naming and state_dict."""
+import os
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
 
-from ..autograd import module_scope
-from ..backend import as_numpy, check_dtype, to_device
-from ..tensor import Tensor
+from .autograd import module_scope
+from .backend import as_numpy, check_dtype, is_array, to_device
+from .tensor import Tensor
 
 
 class Parameter(Tensor):
@@ -23,6 +25,36 @@ class StateDictError(KeyError):
 
     def __str__(self):
         return self.args[0]
+
+
+class CheckpointError(ValueError):
+    """A file is not a checkpoint that `Module.save` wrote."""
+
+
+def checkpoint_path(path):
+    """`path` with ".npz" added when it has no such suffix (what np.savez writes)."""
+    path = os.fspath(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def read_checkpoint(path):
+    """name -> array from a checkpoint written by `Module.save`; a clear error for anything else."""
+    path = os.fspath(path)
+    if not os.path.exists(path) and os.path.exists(checkpoint_path(path)):
+        path = checkpoint_path(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}" + ("" if path.endswith(".npz") else " (nor with .npz added)"))
+    why = None if zipfile.is_zipfile(path) else "it is not a .npz (zip) archive"
+    if why is None:
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {k: archive[k] for k in archive.files}
+        except ValueError:  # NumPy's message suggests allow_pickle=True, which would run code from the file
+            why = "it holds Python objects (pickles), which a checkpoint never does"
+        except (OSError, zipfile.BadZipFile) as e:
+            why = f"{type(e).__name__}: {e}"
+    raise CheckpointError(f"{path!r} is not a checkpoint written by tinygrad_norm's Module.save (a .npz archive "
+                          f"of arrays): {why}")
 
 
 class Module:
@@ -156,10 +188,18 @@ class Module:
         return hook
 
     def __call__(self, *args, **kwargs):
+        """forward(*args) inside this module's scope; NumPy and CuPy arrays among args become Tensors first."""
+        args = tuple(Tensor(a) if is_array(a) else a for a in args)  # as DeZero's as_variable
         for hook in self.__dict__.get("_forward_pre_hooks", ()):
             hook(self, args)
-        with module_scope(self):
-            return self.forward(*args, **kwargs)
+        try:
+            with module_scope(self):
+                return self.forward(*args, **kwargs)
+        except AttributeError as e:
+            if not args or isinstance(args[0], Tensor):
+                raise
+            raise TypeError(f"{type(self).__name__} takes a Tensor (or a NumPy or CuPy array) as input; got "
+                            f"{type(args[0]).__name__}: wrap data with tinygrad_norm.tensor(...)") from e
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
@@ -167,14 +207,9 @@ class Module:
     def extra_repr(self):
         return ""
 
-    @property
-    def type_name(self):
-        """The class name, or the PyTorch alias a layer was built through (BatchNorm2d rather than BatchNorm)."""
-        return self.__dict__.get("label", type(self).__name__)
-
     def __repr__(self):
         children = [f"({n}): " + repr(m).replace("\n", "\n  ") for n, m in self.named_children()]
-        name = self.type_name
+        name = type(self).__name__
         if not children:
             return f"{name}({self.extra_repr()})"
         return f"{name}(\n  " + "\n  ".join(children) + "\n)"
@@ -210,13 +245,16 @@ class Module:
         return self
 
     def save(self, path):
-        """Write the state dict as a .npz archive (no pickle)."""
+        """Write the state dict as a .npz archive (no pickle); ".npz" is added to a path without it, as
+        NumPy does. Returns the path written."""
+        path = checkpoint_path(path)
         np.savez(path, **{k: as_numpy(v.data) for k, v in self.state_dict().items()})
+        return path
 
     def load(self, path, strict=True):
-        """Load a .npz written by `save`; never executes code from the file (allow_pickle=False)."""
-        with np.load(path, allow_pickle=False) as archive:
-            return self.load_state_dict({k: archive[k] for k in archive.files}, strict=strict)
+        """Load a checkpoint written by `save` (the same path works: ".npz" is added when missing). Never runs
+        code from the file (no pickle)."""
+        return self.load_state_dict(read_checkpoint(path), strict=strict)
 
 
 class Sequential(Module):

@@ -10,8 +10,8 @@ class GroupNorm(NormLayer):
     param_axes = "(g c)"
     example = ((6,), {"groups": 3}, (4, 6, 5, 3))
 
-    def __init__(self, num_channels, groups=32, eps=1e-5, affine=True):
-        super().__init__(num_channels, eps=eps, affine=affine, g=groups)
+    def __init__(self, num_channels, groups=32, eps=1e-5, affine=True, *, bias=True):
+        super().__init__(num_channels, eps=eps, affine=affine, shift=bias, g=groups)
         self.groups = groups
 
     @classmethod

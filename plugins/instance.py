@@ -8,7 +8,9 @@ class InstanceNorm(NormLayer):
     pattern = "n c ... -> n c"
     param_axes = "c"
     affine_default = False
+    counts_batches = False  # as PyTorch: num_batches_tracked stays 0
     example = ((6,), {"affine": True}, (4, 6, 5, 3))
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False):
-        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *, bias=True):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats,
+                         shift=bias)

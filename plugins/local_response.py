@@ -8,7 +8,7 @@ class LocalResponseNorm(Module):
     """b_c = a_c / (k + α/n · Σ_{c' = c - n//2}^{c + (n-1)//2} a_c'²)^β over (N, C, ...); no parameters.
 
     The window is a box filter along the channels (one slice-add per neighbour)."""
-    pattern = None
+    pattern = None  # not a mean/variance pattern: the forward below is the whole plugin
     example = ((5,), {}, (2, 7, 4, 3))
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):

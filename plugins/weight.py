@@ -1,15 +1,20 @@
 """Weight normalization (Salimans & Kingma, 2016): normalizes a layer's weights rather than its activations,
 w = g · v / ‖v‖, with the norm over every axis but `dim` (each output unit by default)."""
-from tinygrad_norm.nn import Parameter
+from tinygrad_norm.nn import Linear, Parameter
 
 
 class WeightNorm:
-    """Applied to a module with `WeightNorm.apply(module)` (or `nn.weight_norm(module)`): its `weight` parameter
-    is replaced by `weight_g` (shape (out, 1, ...)) and `weight_v` (the weight's shape), PyTorch's names, and the
-    weight is recomputed from them before every forward."""
-    kind = "weight"
-    pattern = None
-    example = (("Linear", 5, 4), {}, (3, 5))
+    """w = g · v / ‖v‖ for a module's weight, with ‖v‖ over every axis but `dim`.
+
+    `WeightNorm.apply(module)` (or `nn.weight_norm(module)`) replaces the `weight` parameter by `weight_g` (shape
+    (out, 1, ...)) and `weight_v` (the weight's shape), PyTorch's names; the weight is recomputed from them
+    before every forward."""
+    acts_on = "weights"
+
+    @staticmethod
+    def example():
+        """The module to reparametrize, and its input: a fresh Linear for each check."""
+        return (Linear(5, 4),), {}, (3, 5)
 
     def __init__(self, name="weight", dim=0):
         self.param, self.dim = name, dim

@@ -13,7 +13,7 @@ import pytest
 
 import tinygrad_norm as tg
 from tinygrad_norm import distributed as dist
-from tinygrad_norm import nn, world
+from tinygrad_norm import nn, norms, world
 from tinygrad_norm.data import DataLoader, TensorDataset
 from tinygrad_norm.norms.sync import BatchSync, merge_moments
 
@@ -110,6 +110,11 @@ def test_convert_sync_batchnorm_keeps_weights_buffers_and_keys():
     assert "SyncBatchNorm(2, eps=1e-05" in repr(model)
     after = model.state_dict()
     assert list(after) == list(before) and all(np.array_equal(after[k].numpy(), v) for k, v in before.items())
+    assert isinstance(model[1], nn.SyncBatchNorm) and isinstance(model[1], norms.get("batch"))
+    bare = nn.BatchNorm2d(3).eval()  # PyTorch's rule: a BatchNorm itself comes back as a new SyncBatchNorm
+    sync = nn.SyncBatchNorm.convert_sync_batchnorm(bare)
+    assert isinstance(sync, nn.SyncBatchNorm) and sync.weight is bare.weight and sync.running_var is bare.running_var
+    assert not sync.training and sync.sync
 
 
 # ---- the world ------------------------------------------------------------------------------------------

@@ -166,6 +166,82 @@ def test_instance_norm_with_running_stats_averages_over_the_batch():
     np.testing.assert_allclose(inorm.running_var.numpy(), x.var(axis=(2, 3), ddof=1).mean(0))
 
 
+def test_instance_norm_leaves_num_batches_tracked_at_zero_as_pytorch_does():
+    inorm = nn.InstanceNorm1d(3, track_running_stats=True)
+    for _ in range(3):
+        inorm(tg.randn(4, 3, 5))
+    assert int(inorm.num_batches_tracked.numpy()) == 0 and not np.allclose(inorm.running_var.numpy(), 1)
+    cumulative = nn.InstanceNorm1d(3, track_running_stats=True, momentum=None)  # PyTorch: momentum 0, no update
+    cumulative(tg.randn(4, 3, 5))
+    assert np.array_equal(cumulative.running_mean.numpy(), np.zeros(3))
+    bn = nn.BatchNorm1d(3)
+    bn(tg.randn(4, 3))
+    assert int(bn.num_batches_tracked.numpy()) == 1
+
+
+@pytest.mark.parametrize("make, what", [(lambda: nn.GroupNorm(0, 8), "axis g"), (lambda: nn.GroupNorm(2, 0), "num_features"),
+                                        (lambda: nn.BatchNorm2d(0), "num_features"), (lambda: nn.BatchNorm2d(2.5), "num_features"),
+                                        (lambda: nn.LayerNorm((3, -1)), "num_features")])
+def test_sizes_must_be_positive_integers(make, what):
+    with pytest.raises(ValueError, match=rf"\(plugin '\w+'\): the size of {what} \(pattern '.*'\) must be a positive "
+                                         rf"integer; got"):
+        make()
+
+
+BN_ARGS = ["num_features", "eps", "momentum", "affine", "track_running_stats", "bias"]
+TORCH_SIGNATURES = {  # PyTorch 2.13, without its device and dtype keywords
+    "BatchNorm1d": BN_ARGS, "BatchNorm2d": BN_ARGS, "BatchNorm3d": BN_ARGS, "SyncBatchNorm": BN_ARGS,
+    "InstanceNorm1d": BN_ARGS, "InstanceNorm2d": BN_ARGS, "InstanceNorm3d": BN_ARGS,
+    "GroupNorm": ["num_groups", "num_channels", "eps", "affine", "bias"],
+    "LayerNorm": ["normalized_shape", "eps", "elementwise_affine", "bias"],
+    "RMSNorm": ["normalized_shape", "eps", "elementwise_affine"],
+    "LocalResponseNorm": ["size", "alpha", "beta", "k"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_SIGNATURES))
+def test_pytorch_names_are_classes_with_pytorch_signatures_and_docstrings(name):
+    import inspect
+    cls = getattr(nn, name)
+    assert isinstance(cls, type) and issubclass(cls, nn.Module)
+    assert list(inspect.signature(cls).parameters) == TORCH_SIGNATURES[name]
+    assert "PyTorch's" in cls.__doc__ and len(cls.__doc__.split()) > 15
+    torch = pytest.importorskip("torch", reason="PyTorch's own signature is compared where it is installed")
+    theirs = [p for p in inspect.signature(getattr(torch.nn, name)).parameters if p not in ("device", "dtype")]
+    if name == "SyncBatchNorm":
+        theirs.remove("process_group")  # one world here: every process
+    assert theirs == TORCH_SIGNATURES[name]
+
+
+def test_a_pytorch_named_layer_is_an_instance_of_its_class_and_of_its_plugin():
+    bn = nn.BatchNorm2d(3)
+    assert isinstance(bn, nn.BatchNorm2d) and isinstance(bn, norms.get("batch")) and type(bn).__name__ == "BatchNorm2d"
+    assert not isinstance(bn, nn.BatchNorm1d) and not isinstance(nn.Norm("batch", 3), nn.BatchNorm2d)
+    assert type(nn.BatchNorm2d(4)) is type(bn)  # one joined class, made once
+    assert list(nn.BatchNorm2d(3, bias=False).state_dict()) == ["weight", "running_mean", "running_var",
+                                                                 "num_batches_tracked"]  # PyTorch 2.13's keys
+    assert repr(nn.GroupNorm(2, 4)).startswith("GroupNorm(4, g=2")
+
+
+def test_a_replaced_plugin_is_picked_up_by_the_pytorch_names():
+    builtin = norms.get("group")
+
+    class LoudGroupNorm(builtin):
+        calls = 0
+
+        def forward(self, x):
+            LoudGroupNorm.calls += 1
+            return super().forward(x)
+    norms.register(LoudGroupNorm, name="group", replace=True)
+    try:
+        gn = nn.GroupNorm(2, 4)
+        gn(tg.randn(2, 4, 3))
+        assert isinstance(gn, LoudGroupNorm) and isinstance(gn, nn.GroupNorm) and LoudGroupNorm.calls == 1
+    finally:
+        norms.refresh()  # the entry points again: the built-in, with its origin
+    assert not isinstance(nn.GroupNorm(2, 4), LoudGroupNorm) and norms.get("group") is builtin
+
+
 def test_instance_norm_defaults_match_pytorch():
     layer = nn.InstanceNorm2d(4)
     assert layer.weight is None and layer.running_mean is None and list(layer.state_dict()) == []
@@ -173,7 +249,7 @@ def test_instance_norm_defaults_match_pytorch():
 
 def test_batchnorm_training_with_one_value_per_channel_raises():
     bn = nn.BatchNorm1d(4)
-    with pytest.raises(ValueError, match=r"BatchNorm1d: training needs more than one value.*\(1, 4\).*eval\(\).*GroupNorm"):
+    with pytest.raises(ValueError, match=r"BatchNorm1d: training needs more than one value.*\(1, 4\).*eval\(\).*keeps the batch axis"):
         bn(tg.randn(1, 4))
     bn.eval()
     assert bn(tg.randn(1, 4)).shape == (1, 4)
@@ -251,6 +327,12 @@ def test_weight_norm_on_linear_and_conv(make, shape):
     layer.weight_g.data = layer.weight_g.data * 2
     layer(x)
     np.testing.assert_allclose(layer.weight.numpy(), 2 * w0)
+    rng = np.random.default_rng(1)  # w = g·v/‖v‖ on random g and v, ‖v‖ over every axis but the first
+    layer.weight_g.data, layer.weight_v.data = rng.random(layer.weight_g.shape) + 0.5, rng.standard_normal(w0.shape)
+    layer(x)
+    v = layer.weight_v.data
+    norm = np.sqrt((v ** 2).reshape(len(v), -1).sum(1)).reshape((-1,) + (1,) * (v.ndim - 1))
+    np.testing.assert_allclose(layer.weight.numpy(), layer.weight_g.data * v / norm, rtol=1e-12)
     gradcheck_module(layer, x)
     assert sorted(n for n, _ in layer.named_parameters()) == ["bias", "weight_g", "weight_v"]
     with pytest.raises(TypeError, match="no parameter 'kernel'"):
@@ -279,7 +361,7 @@ def test_normalize_op_directly():
     """The op on its own: LayerNorm's view of a (6, 4) input, no parameters, planned by hand."""
     from tinygrad_norm.norms.kernels import reference
     from tinygrad_norm.norms.plan import Plan
-    plan = Plan((6, 4), (6, 4), (1,), (1, 1), (), True, None, reference)
+    plan = Plan((6, 4), (1,), (1, 1), (), True, None, reference)
     x = tg.Tensor(np.random.default_rng(11).standard_normal((6, 4)), requires_grad=True)
     gradcheck(lambda t: Normalize.apply(t, plan=plan, eps=1e-5), x)
 

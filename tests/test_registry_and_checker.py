@@ -39,7 +39,7 @@ PIXEL = ("from tinygrad_norm.norms import NormLayer\n"
 def test_builtins_load_through_entry_points():
     assert set(BUILTINS) <= set(norms.available())
     assert norms.origin("group") == "tinygrad_norm_plugins.group:GroupNorm from tinygrad-norm"
-    assert norms.get("group").name == "group"
+    assert norms.get("group").plugin_name == "group"
 
 
 def test_broken_plugin_is_reported_and_the_others_load(tmp_path):
@@ -141,6 +141,123 @@ def test_checker_fails_deliberately_wrong_plugins():
     assert not wrong.ok and "gradcheck failed" in str(wrong)
     nothing = norms.check(type("NoExample", (NormLayer,), {"pattern": "n c -> n"}))
     assert not nothing.ok and "declares no `example" in str(nothing)
+
+
+class NoForward(nn.Module):
+    pattern = None
+
+
+class NoPattern(NormLayer):
+    pass
+
+
+class BadPattern(NormLayer):
+    pattern = "n c -> q"
+
+
+class PatternNotLayer(nn.Module):
+    pattern = "n c -> n"
+
+    def forward(self, x):
+        return x
+
+
+class WeightsWithoutApply:
+    acts_on = "weights"
+
+
+@pytest.mark.parametrize("candidate, why", [
+    (lambda x: x, "a plugin must be a class; got function"),
+    (nn.Linear, "declares no `pattern`"),
+    (NoForward, "pattern is None, so it must write its own forward"),
+    (NoPattern, "pattern is None, so it must write its own forward"),
+    (BadPattern, "keeps axis 'q', which is not among its input axes"),
+    (PatternNotLayer, "is not a NormLayer"),
+    (WeightsWithoutApply, "no apply(module, ...)"),
+    (type("Odd", (NormLayer,), {"pattern": "n c -> n", "acts_on": "gradients"}), "acts_on must be 'activations' or"),
+    (type("BadExample", (NormLayer,), {"pattern": "n c -> n", "example": (3, 4)}), "example must be (args tuple"),
+])
+def test_register_refuses_what_cannot_be_a_plugin_and_says_why(candidate, why):
+    with pytest.raises(NormPluginError, match=r"cannot register .* as a norm plugin: .*" + __import__("re").escape(why)):
+        norms.register(candidate, name="candidate")
+    assert "candidate" not in norms.available()
+
+
+def test_an_entry_point_that_is_not_a_plugin_is_a_failure_with_the_reason(tmp_path):
+    fake_distribution(tmp_path, "odd-norms", {"odd": "oddnorm:Odd"},
+                      {"oddnorm": "from tinygrad_norm import nn\nclass Odd(nn.Module):\n    pass\n"})
+    out, _ = run_python("from tinygrad_norm import norms\nprint(norms.failures()['odd'])", tmp_path)
+    assert "oddnorm:Odd from odd-norms is not a norm plugin: it declares no `pattern`" in out
+
+
+class ScaledWeight:
+    """A third-party weight plugin: w = s · v / ‖v‖_F with one learned scale s for the whole weight."""
+    acts_on = "weights"
+
+    @staticmethod
+    def example():
+        return (nn.Conv1d(2, 3, 3),), {}, (2, 2, 6)
+
+    @classmethod
+    def apply(cls, module, name="weight"):
+        v = getattr(module, name)
+        delattr(module, name)
+        module.scale, module.direction = nn.Parameter(np.ones(1, v.dtype)), nn.Parameter(v.data.copy())
+        compute = lambda m, args: object.__setattr__(m, name, m.direction * (m.scale / (m.direction ** 2).sum() ** 0.5))
+        module.register_forward_pre_hook(compute)
+        return module
+
+
+class FrozenWeight(ScaledWeight):
+    """Deliberately wrong: computes the weight once at apply time, so training its parameters changes nothing."""
+
+    @classmethod
+    def apply(cls, module, name="weight"):
+        v = getattr(module, name)
+        delattr(module, name)
+        module.scale, module.direction = nn.Parameter(np.ones(1, v.dtype)), nn.Parameter(v.data.copy())
+        object.__setattr__(module, name, tg.Tensor(v.data.copy()))
+        return module
+
+
+def test_a_third_party_weight_plugin_gets_the_same_checks_as_the_builtin():
+    report = norms.check(ScaledWeight)
+    assert report.ok, str(report)
+    assert [name for name, _, _ in report.results] == [name for name, _, _ in norms.check("weight").results] == [
+        "gradient check", "output shape and dtype", "the weight follows the plugin's parameters"]
+    frozen = norms.check(FrozenWeight)
+    assert "the weight follows the plugin's parameters" in [name for name, ok, _ in frozen.results if not ok]
+    norms.register(ScaledWeight, name="scaled_weight")
+    try:
+        assert "scaled_weight" in norms.available(acting_on="weights")
+        assert "scaled_weight" not in __import__("tinygrad_norm.viz", fromlist=["x"]).drawable()
+    finally:
+        norms.unregister("scaled_weight")
+
+
+class SampleNorm(NormLayer):
+    """BatchNorm whose pattern calls the batch axis `b`: the core must take the declaration, not the letter n."""
+    pattern = "b c ... -> c"
+    param_axes = "c"
+    batch_axis = "b"
+    running_stats = True
+    example = ((3,), {}, (5, 3, 4))
+
+
+def test_a_plugin_names_its_own_batch_axis():
+    report = norms.check(SampleNorm)
+    assert report.ok and "running statistics and eval mode" in str(report), str(report)
+    layer = SampleNorm(3).set_sync()  # pools b, so it may synchronize
+    assert layer.running_mean.shape == (3,) and layer.plan((5, 3, 4)).batch_axes == (0,)
+    with pytest.raises(ValueError, match="sync=True needs a pattern that pools the batch axis n, but 'n c -> n c' "
+                                         "keeps the batch axis n"):
+        type("PerSample", (NormLayer,), {"pattern": "n c -> n c", "param_axes": "c"})(2).set_sync()
+
+
+def test_the_checker_names_what_it_checks_for_norms_that_do_not_center():
+    rms = str(norms.check("rms"))
+    assert "[ok] unit mean square (no centering) over the reduced axes" in rms and "zero mean" not in rms
+    assert "[ok] zero mean, unit variance over the reduced axes" in str(norms.check("layer"))
 
 
 def cli(*args, **env):

@@ -6,4 +6,5 @@ from .layer import NormLayer
 from .normalize import Normalize
 from .pattern import Pattern, PatternError
 from .check import CheckReport, check
-from .registry import NormPluginError, available, failures, get, origin, refresh, register, unregister
+from .registry import (NormPluginError, acts_on, available, display_name, failures, get, origin, problem, refresh,
+                       register, resolve, unregister)

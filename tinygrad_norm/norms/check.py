@@ -1,10 +1,12 @@
-"""The conformance checker: runs on any registered plugin (`check("group")`, `tinygrad-norm check group`).
+"""The conformance checker: runs on any registered plugin (`check("group")`, `tinygrad-norm check group`) or on
+a plugin class, and builds what it checks from the plugin's own `example` (registry.py says what a plugin declares).
 
-Declared-pattern plugins: gradient check, zero mean / unit variance over the reduced axes, independence
-from the other samples where the pattern keeps the first (batch) axis, running statistics and eval mode, output shape and dtype.
-Plugins with their own forward: gradient check, shape and dtype, and batch independence (all plugins are
-assumed to take the batch as their first axis). Weight plugins:
-gradient check through a Linear and the norm of the recomputed weight.
+Plugins with a declared pattern: gradient check, output shape and dtype, zero mean and unit variance (unit mean
+square where the plugin does not center) over the reduced axes, independence from the other samples where the
+pattern keeps the batch, running statistics and eval mode. Plugins with their own forward: gradient check,
+shape and dtype, batch independence (the batch is the first axis). Plugins that act on weights: gradient
+check through the reparametrized module, its output shape and dtype, and that its weight follows the
+plugin's parameters at every forward.
 """
 from dataclasses import dataclass, field
 
@@ -14,7 +16,7 @@ from ..autograd import no_grad
 from ..gradcheck import GradcheckError, gradcheck_module
 from ..tensor import Tensor
 from .layer import NormLayer
-from .registry import get
+from .registry import acts_on, display_name, resolve
 
 
 @dataclass
@@ -40,15 +42,24 @@ def _record(report, name, fn):
         report.results.append((name, False, f"{type(e).__name__}: {e}"))
 
 
-def _build(cls, rng, dtype=np.float64):
+def example(cls):
+    """The plugin's (args, kwargs, input_shape), made afresh: `example` may be that tuple or a function returning it."""
     if cls.example is None:
-        raise TypeError(f"plugin {cls.name!r} declares no `example = (args, kwargs, input_shape)` to check it with")
-    args, kwargs, shape = cls.example
+        raise TypeError(f"plugin {display_name(cls)!r} declares no `example = (args, kwargs, input_shape)` to check it with")
+    return cls.example() if callable(cls.example) else cls.example
+
+
+def _randomize(params, rng, dtype):
+    for p in params:  # non-trivial γ, β (or g, v) so the checks cover them
+        p.data = (1 + 0.5 * rng.standard_normal(p.shape)).astype(dtype)
+
+
+def _build(cls, rng, dtype=np.float64):
+    args, kwargs, shape = example(cls)
     layer = cls(*args, **kwargs)
     if hasattr(layer, "astype"):
         layer.astype(dtype)
-        for p in layer.parameters():  # non-trivial γ, β so the check covers them
-            p.data = (1 + 0.5 * rng.standard_normal(p.shape)).astype(dtype)
+        _randomize(layer.parameters(), rng, dtype)
     return layer, rng.standard_normal(shape).astype(dtype)
 
 
@@ -57,11 +68,11 @@ def _check_gradient(layer, x):
     return f"float64 central differences on input {x.shape} and {len(list(layer.parameters()))} parameter(s)"
 
 
-def _check_shape_dtype(layer, x):
+def _check_shape_dtype(layer, x, want_shape):
     for dtype in (np.float32, np.float64):
         with no_grad():
             y = layer.astype(dtype)(Tensor(x.astype(dtype))) if hasattr(layer, "astype") else layer(Tensor(x.astype(dtype)))
-        assert y.shape == x.shape, f"output shape {y.shape} differs from input shape {x.shape}"
+        assert y.shape == want_shape, f"output shape {y.shape} on input {x.shape}; expected {want_shape}"
         assert y.dtype == dtype, f"{dtype.__name__} input gave {y.dtype} output"
     layer.astype(np.float64)
 
@@ -100,7 +111,7 @@ def _check_batch_independence(layer, x):
 
 def _check_running_stats(layer, x):
     binding = layer.pattern.bind(x.shape, layer.sizes)
-    kept = [i for i, (n, r) in enumerate(zip(binding.names, binding.reduced)) if not r and n != "n"]
+    kept = [i for i, (n, r) in enumerate(zip(binding.names, binding.reduced)) if not r and n != layer.batch_axis]
     layer.momentum = 1.0
     layer.train()
     with no_grad():
@@ -130,37 +141,59 @@ def _check_running_stats(layer, x):
     layer.train()
 
 
-def _check_weight_plugin(cls, rng):
-    from ..nn import Linear
-    layer = cls.apply(Linear(5, 4).double(), "weight", 0)
-    g = getattr(layer, "weight_g")
-    g.data = 1 + rng.random(g.shape)
-    x = rng.standard_normal((3, 5))
-    w = layer.weight_v.data
-    expected = w * g.data / np.sqrt((w ** 2).sum(axis=1, keepdims=True))
-    layer(Tensor(x))
-    np.testing.assert_allclose(layer.weight.numpy(), expected, rtol=1e-12, err_msg="weight is not g·v/‖v‖")
-    return _check_gradient(layer, x)
+def _check_follows_parameters(module, added, x, rng):
+    with no_grad():
+        y = module(Tensor(x)).numpy()
+        for p in added:  # a random nudge, not a scaling: weight norm's output does not change when v is scaled
+            saved, p.data = p.data, p.data + 0.1 * rng.standard_normal(p.shape)
+            moved = np.abs(module(Tensor(x)).numpy() - y).max()
+            p.data = saved
+            assert moved > 1e-8, f"changing its parameter of shape {p.shape} left the output unchanged: the weight " \
+                                 "is not recomputed from the plugin's parameters at each forward"
+        again = np.abs(module(Tensor(x)).numpy() - y).max()
+    assert again == 0, f"the same parameters gave an output {again:.3g} away: the forward is not a function of them"
+    return f"{len(added)} parameter(s) added by apply: " + ", ".join(str(p.shape) for p in added)
+
+
+def _check_weight_plugin(cls, report, rng):
+    try:
+        args, kwargs, shape = example(cls)
+        host = args[0].double()
+        x = rng.standard_normal(shape)
+        with no_grad():
+            want_shape = host(Tensor(x)).shape
+        before = {id(p) for p in host.parameters()}
+        module = cls.apply(*args, **kwargs).double()
+        added = [p for p in module.parameters() if id(p) not in before]
+        assert added, "apply added no parameters to the module"
+        _randomize(added, rng, np.float64)
+    except Exception as e:
+        report.results.append(("reparametrize the example's module", False, f"{type(e).__name__}: {e}"))
+        return report
+    _record(report, "gradient check", lambda: _check_gradient(module, x))
+    _record(report, "output shape and dtype", lambda: _check_shape_dtype(module, x, want_shape))
+    _record(report, "the weight follows the plugin's parameters", lambda: _check_follows_parameters(module, added, x, rng))
+    return report
 
 
 def check(plugin, seed=0):
     """Run the conformance checks on a plugin (its name or class); returns a CheckReport (`.ok`, printable)."""
-    cls = get(plugin) if isinstance(plugin, str) else plugin
-    report = CheckReport(getattr(cls, "name", None) or cls.__name__)
+    cls = resolve(plugin)
+    report = CheckReport(display_name(cls))
     rng = np.random.default_rng(seed)
-    if getattr(cls, "kind", "activation") == "weight":
-        _record(report, "weight = g·v/‖v‖ and gradient check", lambda: _check_weight_plugin(cls, rng))
-        return report
+    if acts_on(cls) == "weights":
+        return _check_weight_plugin(cls, report, rng)
     try:
         layer, x = _build(cls, rng)
     except Exception as e:
         report.results.append(("construct the example", False, f"{type(e).__name__}: {e}"))
         return report
     _record(report, "gradient check", lambda: _check_gradient(layer, x))
-    _record(report, "output shape and dtype", lambda: _check_shape_dtype(layer, x))
+    _record(report, "output shape and dtype", lambda: _check_shape_dtype(layer, x, x.shape))
     declared = getattr(cls, "pattern", None) is not None
     if declared:
-        _record(report, "zero mean, unit variance over the reduced axes", lambda: _check_statistics(layer, x))
+        promise = "zero mean, unit variance" if layer.center else "unit mean square (no centering)"
+        _record(report, f"{promise} over the reduced axes", lambda: _check_statistics(layer, x))
     if not declared or not layer.pattern.bind(x.shape, layer.sizes).reduced[0]:  # the batch axis keeps its own statistics
         _record(report, "independent of the other samples in the batch", lambda: _check_batch_independence(layer, x))
     if declared and layer.track_running_stats:

@@ -10,14 +10,15 @@ A plugin subclasses NormLayer and declares, rather than computes, what it normal
             super().__init__(num_channels, eps=eps, affine=affine, g=groups)
 
 The layer turns that into parameters, running-statistics buffers, shape checks and a call of the fused
-`Normalize` op. Running statistics (when kept) average the batch statistics over the batch axis `n`.
-A layer whose pattern pools `n` can synchronize its statistics over every process (`set_sync`, sync.py).
+`Normalize` op. Running statistics (when kept) average the batch statistics over the batch axis (the
+pattern's axis named `batch_axis`, "n" unless the plugin says otherwise). A layer whose pattern pools the
+batch axis can synchronize its statistics over every process (`set_sync`, sync.py).
 """
 import numpy as np
 
 from ..autograd import no_grad
 from .. import world
-from ..nn.module import Module, Parameter
+from ..module import Module, Parameter
 from ..tensor import Tensor
 from .kernels import choose
 from .normalize import normalize
@@ -29,13 +30,16 @@ FLOAT_DTYPES = ("float16", "float32", "float64")
 
 
 class NormLayer(Module):
-    name = None             # the registry name, set when the plugin is registered
+    plugin_name = None      # the registry name, set when the plugin is registered
+    acts_on = "activations"  # what the plugin normalizes: "activations", or "weights" (see registry.py)
     pattern = None          # statistics pattern; None for a plugin that writes its own forward
+    batch_axis = "n"        # the pattern's name for the batch axis, where it names one
     param_axes = None       # input axes that carry γ and β; num_features gives their sizes
     center = True           # subtract the mean (False: divide by the root mean square only)
     shift = True            # learn β besides γ
     affine_default = True
     running_stats = False   # default of track_running_stats
+    counts_batches = True   # num_batches_tracked counts training steps (PyTorch's InstanceNorm leaves it at 0)
     example = None          # (args, kwargs, input shape): what the conformance checker builds and feeds
     input_ndims = None      # ranks accepted, when an alias (BatchNorm2d: (4,)) narrows the pattern's
     sync = False            # pool the training statistics over every process (set_sync)
@@ -43,8 +47,8 @@ class NormLayer(Module):
     def __init__(self, num_features=None, *, eps=1e-5, momentum=0.1, affine=None, track_running_stats=None,
                  pattern=None, param_axes=None, shift=None, **axis_sizes):
         super().__init__()
-        self.label = type(self).__name__
-        self.pattern = Pattern(pattern or type(self).pattern, owner=f"{self.label} (plugin {self.name!r})")
+        owner = f"{type(self).__name__} (plugin {self.plugin_name!r})"
+        self.pattern = Pattern(pattern or type(self).pattern, owner=owner)
         self.param_axes = param_axes or type(self).param_axes
         self.eps, self.momentum = eps, momentum
         self.affine = (self.affine_default if affine is None else affine) and bool(self.param_axes)
@@ -53,7 +57,12 @@ class NormLayer(Module):
         self.sizes, self.param_names, self.num_features = dict(axis_sizes), set(), num_features
         self.axis_options = dict(axis_sizes)
         tokens = self.pattern.token(self.param_axes) if self.param_axes else []
-        features = (num_features,) if isinstance(num_features, int) else tuple(num_features or ())
+        features = tuple(num_features) if isinstance(num_features, (tuple, list)) else \
+            (() if num_features is None else (num_features,))
+        for what, size in [("num_features", f) for f in features] + [(f"axis {n}", v) for n, v in axis_sizes.items()]:
+            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                raise ValueError(f"{owner}: the size of {what} (pattern {self.pattern.text!r}) must be a positive "
+                                 f"integer; got {size!r}")
         if len(features) != len(tokens):
             raise PatternError(f"{self.pattern.owner}: num_features {num_features!r} must give one size for each "
                                f"parameter axis {self.param_axes!r} of pattern {self.pattern.text!r}")
@@ -67,7 +76,7 @@ class NormLayer(Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if self.track_running_stats:
-            kept = [n for n in self.pattern.kept if n not in ("n", "...")]
+            kept = [n for n in self.pattern.kept if n not in (self.batch_axis, "...")]
             unknown = [n for n in kept if n not in self.sizes]
             if unknown or "..." in self.pattern.kept:
                 raise PatternError(f"{self.pattern.owner}: running statistics need the sizes of the kept axes "
@@ -86,38 +95,39 @@ class NormLayer(Module):
         key = (tuple(shape), device)
         if key not in self._plans:
             binding = self.pattern.bind(shape, self.sizes)
-            self._plans[key] = make_plan(binding, self.param_names, self.center, device, choose)
+            self._plans[key] = make_plan(binding, self.param_names, self.batch_axis, self.center, device, choose)
         return self._plans[key]
 
     def set_sync(self, enabled=True):
         """Pool the training statistics over every process of the world, as SyncBatchNorm does; only for a
-        pattern that pools the batch axis `n` (elsewhere each statistic belongs to one sample). Returns self."""
-        if enabled and "n" not in self.pattern.reduced_names():
-            why = "keeps the batch axis n" if "n" in self.pattern.kept else "does not name the batch axis n"
-            raise ValueError(f"{self.label} (plugin {self.name!r}): sync=True needs a pattern that pools the batch "
-                             f"axis n, but {self.pattern.text!r} {why}, so every statistic comes from one sample "
-                             f"and there is nothing to share between processes; BatchNorm ('batch') pools n")
+        pattern that pools the batch axis (elsewhere each statistic belongs to one sample). Returns self."""
+        n = self.batch_axis
+        if enabled and n not in self.pattern.reduced_names():
+            why = f"keeps the batch axis {n}" if n in self.pattern.kept else f"does not name the batch axis {n}"
+            raise ValueError(f"{self.pattern.owner}: sync=True needs a pattern that pools the batch axis {n}, but "
+                             f"{self.pattern.text!r} {why}, so every statistic comes from one sample and there is "
+                             f"nothing to share between processes")
         self.sync = bool(enabled)
         return self
 
     def forward(self, x):
         if x.dtype.name not in FLOAT_DTYPES:
-            raise TypeError(f"{self.label}: expects a floating-point input (float16, float32 or float64); got {x.dtype}")
+            raise TypeError(f"{type(self).__name__}: expects a floating-point input (float16, float32 or float64); got {x.dtype}")
         if self.input_ndims and x.ndim not in self.input_ndims:
-            raise ValueError(f"{self.label}: expects {' or '.join(map(str, self.input_ndims))}-D input; got shape {x.shape}")
+            raise ValueError(f"{type(self).__name__}: expects {' or '.join(map(str, self.input_ndims))}-D input; got shape {x.shape}")
         plan = self.plan(x.shape, x.device)
         everyone = world.world() if self.sync and self.training else None
-        sync = BatchSync(everyone, self.label) if everyone and everyone.size > 1 else None  # checks the count itself
+        sync = BatchSync(everyone, type(self).__name__) if everyone and everyone.size > 1 else None  # checks the count itself
         if self.training and plan.count <= 1 and sync is None:
             raise ValueError(
-                f"{self.label}: training needs more than one value per statistic, but input shape {x.shape} gives "
-                f"{plan.count} (pattern {self.pattern.text!r} pools axes {self.pattern.reduced_names()}); use eval() "
-                f"mode with running statistics, a larger batch, or a norm that does not pool over the batch, "
-                f"such as GroupNorm")
+                f"{type(self).__name__}: training needs more than one value per statistic, but input shape "
+                f"{x.shape} gives {plan.count} (pattern {self.pattern.text!r} pools axes "
+                f"{self.pattern.reduced_names()}); use eval() mode with running statistics, a larger batch, or a "
+                f"norm whose pattern keeps the batch axis (`tinygrad-norm plugins` lists the patterns)")
         fixed = self._running_stats(plan, x.dtype) if not self.training and self.track_running_stats else None
         params = [p for p in (self.weight, self.bias) if p is not None]
         eps = float(np.finfo(x.dtype).eps if self.eps is None else self.eps)  # a Python float: numba has no float16
-        out, batch_stats = normalize(x, params, plan, eps, stats=fixed, sync=sync, plugin=self.name, pattern=self.pattern)
+        out, batch_stats = normalize(x, params, plan, eps, stats=fixed, sync=sync, plugin=self.plugin_name, pattern=self.pattern)
         if self.training and self.track_running_stats:
             self._update_running_stats(plan, *batch_stats)
         return out
@@ -131,7 +141,10 @@ class NormLayer(Module):
     def _update_running_stats(self, plan, count, mean, var):
         """running = (1 - m)·running + m·batch, with the unbiased variance; averaged over the batch axis."""
         with no_grad():
-            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            if self.counts_batches:
+                self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            elif self.momentum is None:
+                return  # PyTorch: a cumulative average needs the count, so these statistics stay where they are
             m = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
             for buf, stat, scale in ((self.running_mean, mean, 1.0), (self.running_var, var, count / (count - 1))):
                 if stat is None:

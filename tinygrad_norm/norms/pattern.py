@@ -58,7 +58,6 @@ class Binding:
     expanded_shape: tuple
     names: tuple
     reduced: tuple
-    input_shape: tuple
 
     @property
     def reduce_axes(self):
@@ -68,11 +67,6 @@ class Binding:
     def count(self):
         """How many elements share one set of statistics."""
         return math.prod(n for n, r in zip(self.expanded_shape, self.reduced) if r)
-
-    @property
-    def stats_shape(self):
-        """Shape of the statistics with keepdims, in the expanded shape."""
-        return tuple(1 if r else n for n, r in zip(self.expanded_shape, self.reduced))
 
 
 class Pattern:
@@ -153,4 +147,4 @@ class Pattern:
                                        f"input shape {shape} gives {part[n]}")
                 ex_shape.append(part[n]), names.append(n), reduced.append(n not in kept)
             dim += 1
-        return Binding(tuple(ex_shape), tuple(names), tuple(reduced), shape)
+        return Binding(tuple(ex_shape), tuple(names), tuple(reduced))

@@ -20,7 +20,6 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Plan:
-    shape: tuple          # the input's shape
     view: tuple           # the canonical view
     axes: tuple           # the view's reduced axes
     param_shape: tuple    # γ's shape broadcast against the view (1 where γ does not vary)
@@ -51,8 +50,8 @@ def stats_dtype(dtype):
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
-def canonical_view(binding, param_names, batch_name="n"):
-    """Merge alike adjacent axes. Returns (view, reduced axes, γ's shape in the view, the axes that are `n`)."""
+def canonical_view(binding, param_names, batch_name):
+    """Merge alike adjacent axes. Returns (view, reduced axes, γ's shape in the view, the batch axes)."""
     kinds = [(r, name in param_names, name == batch_name) for name, r in zip(binding.names, binding.reduced)]
     shape, flags = [], []
     for size, kind in zip(binding.expanded_shape, kinds):
@@ -87,11 +86,11 @@ def layout(view, axes, param_shape):
     return "columns", (math.prod(view[:lo]), math.prod(view[lo:hi]), math.prod(view[hi:])), (lo, hi)
 
 
-def make_plan(binding, param_names, center, device, choose):
+def make_plan(binding, param_names, batch_name, center, device, choose):
     """Plan one input shape on one device: the view, its layout, and the kernels `choose(device, layout)` picks."""
-    view, axes, param_shape, batch_axes = canonical_view(binding, param_names)
+    view, axes, param_shape, batch_axes = canonical_view(binding, param_names, batch_name)
     fit = layout(view, axes, param_shape) if math.prod(view) else None  # empty input: the reference kernels
-    return Plan(binding.input_shape, view, axes, param_shape, batch_axes, center, fit, choose(device, fit))
+    return Plan(view, axes, param_shape, batch_axes, center, fit, choose(device, fit))
 
 
 def fold_param_grad(plan, partial, like):

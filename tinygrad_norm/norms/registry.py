@@ -3,10 +3,17 @@
 A plugin that fails to load is recorded with its cause and the others still load. Two plugins claiming one
 name make that name an error that says where each came from. With TINYGRAD_NORM_DISABLE_PLUGIN_AUTOLOAD
 set, only the plugins shipped with tinygrad-norm itself are loaded (as PYTEST_DISABLE_PLUGIN_AUTOLOAD does).
+
+What a plugin declares is checked when it is registered (`problem`), so a class that cannot work is refused
+with the reason there, not later in `get` or the checker.
 """
 import os
 import warnings
 from importlib.metadata import entry_points
+
+from ..module import Module
+from .layer import NormLayer
+from .pattern import Pattern, PatternError
 
 GROUP = "tinygrad_norm.norms"
 DISABLE_ENV = "TINYGRAD_NORM_DISABLE_PLUGIN_AUTOLOAD"
@@ -18,6 +25,47 @@ class NormPluginError(LookupError):
 
     def __str__(self):
         return self.args[0]
+
+
+def problem(cls):
+    """Why `cls` cannot be a norm plugin, or None. A plugin is a class that declares what it normalizes:
+
+    acts_on = "activations" (the default): a NormLayer subclass with a statistics `pattern` (the core does the
+        rest), or a Module subclass with `pattern = None` and a forward of its own;
+    acts_on = "weights": a class whose `apply(module, ...)` reparametrizes a module's weight (weight norm).
+    example: (args, kwargs, input_shape), or a function returning that, for the conformance checker.
+    """
+    if not isinstance(cls, type):
+        return f"a plugin must be a class; got {type(cls).__name__} {cls!r}"
+    target = acts_on(cls)
+    example = getattr(cls, "example", None)
+    if example is not None and not callable(example) and not (
+            isinstance(example, tuple) and len(example) == 3 and isinstance(example[0], tuple)
+            and isinstance(example[1], dict) and isinstance(example[2], tuple)):
+        return f"example must be (args tuple, kwargs dict, input shape tuple) or a function returning that; got {example!r}"
+    if target == "weights":
+        return None if callable(getattr(cls, "apply", None)) else \
+            "acts_on = 'weights' but it has no apply(module, ...) classmethod to reparametrize a module's weight"
+    if target != "activations":
+        return f"acts_on must be 'activations' or 'weights'; got {target!r}"
+    if not issubclass(cls, Module):
+        return (f"{cls.__name__} is not a Module: a plugin that acts on activations subclasses NormLayer (a declared "
+                f"pattern) or Module (pattern = None and its own forward)")
+    if not hasattr(cls, "pattern"):
+        return ("it declares no `pattern`: subclass NormLayer and declare one such as 'n c ... -> c', or set "
+                "pattern = None and write forward")
+    if cls.pattern is None:
+        own = cls.forward not in (Module.forward, NormLayer.forward)
+        return None if own else "pattern is None, so it must write its own forward, and it does not"
+    if not issubclass(cls, NormLayer):
+        return f"it declares pattern {cls.pattern!r} but is not a NormLayer, the class that turns a pattern into a layer"
+    try:
+        pattern = Pattern(cls.pattern, owner=cls.__name__)
+        if cls.param_axes:
+            pattern.token(cls.param_axes)
+    except PatternError as e:
+        return str(e)
+    return None
 
 
 class _Registry:
@@ -51,10 +99,11 @@ class _Registry:
             self._add(name, cls, origin)
 
     def _add(self, name, cls, origin):
-        if not isinstance(cls, type):
-            self.failures[name] = f"{origin} is not a class (got {type(cls).__name__})"
+        why = problem(cls)
+        if why:
+            self.failures[name] = f"{origin} is not a norm plugin: {why}"
             return
-        cls.name = name
+        cls.plugin_name = name
         self.plugins[name], self.origins[name] = cls, origin
 
 
@@ -72,10 +121,30 @@ def get(name):
                           + (f"; failed to load: {', '.join(sorted(_registry.failures))}" if _registry.failures else ""))
 
 
-def available():
-    """Sorted names of the plugins that loaded."""
+def resolve(plugin):
+    """A plugin class from its registered name, or the class itself once `problem` finds nothing wrong with it."""
+    if isinstance(plugin, str):
+        return get(plugin)
+    why = problem(plugin)
+    if why:
+        raise NormPluginError(f"{getattr(plugin, '__name__', plugin)!r} is not a norm plugin: {why}")
+    return plugin
+
+
+def display_name(cls):
+    """The registered name of a plugin class, or its class name when it is not registered."""
+    return getattr(cls, "plugin_name", None) or cls.__name__
+
+
+def acts_on(cls):
+    """"activations" or "weights": what a plugin class normalizes (undeclared means activations)."""
+    return getattr(cls, "acts_on", "activations")
+
+
+def available(acting_on=None):
+    """Sorted names of the plugins that loaded; acting_on="activations" or "weights" keeps those only."""
     _registry.load()
-    return sorted(_registry.plugins)
+    return sorted(n for n, cls in _registry.plugins.items() if acting_on in (None, acts_on(cls)))
 
 
 def failures():
@@ -94,9 +163,13 @@ def register(cls=None, *, name=None, replace=False):
     """Register a plugin class at runtime (also usable as a decorator). A taken name is an error unless replace."""
     def add(cls):
         _registry.load()
-        key = name or getattr(cls, "name", None)
+        why = problem(cls)
+        if why:
+            raise NormPluginError(f"cannot register {getattr(cls, '__name__', cls)!r} as a norm plugin: {why}")
+        key = name or getattr(cls, "plugin_name", None)
         if not key:
-            raise NormPluginError(f"register({cls.__name__}) needs a name: pass name=... or set the class attribute `name`")
+            raise NormPluginError(f"register({cls.__name__}) needs a name: pass name=... or set the class attribute "
+                                  f"`plugin_name`")
         here = f"{cls.__module__}:{cls.__qualname__} registered at runtime"
         if key in _registry.plugins and not replace and _registry.plugins[key] is not cls:
             raise NormPluginError(f"the name {key!r} is claimed by more than one plugin: {_registry.origins[key]} and "

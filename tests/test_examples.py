@@ -40,6 +40,20 @@ def test_demo_writes_the_report_with_every_table_and_plot(report):
     assert (out / "lenet_bn_graph.svg").exists() or (out / "lenet_bn_graph.dot").exists()
     assert any("[7/7]" in line for line in lines) and any("epoch" in line for line in lines)  # progress shown
     assert f"Report: {path}" in lines and any(line.startswith("contrast shift, accuracy kept:") for line in lines)
+    mlp = [line for line in lines if line.startswith("MLP ")]
+    assert len(mlp) == 2 and not any("at none" in line or "[" in line for line in mlp)  # sentences, not Python lists
+    report_lines = lines[lines.index(next(l for l in lines if "conformance of norm plugin 'frn'" in l)):]
+    assert report_lines[1].startswith("      [ok]")  # the checker's lines sit under its heading, not beside the step
+
+
+def test_the_report_links_the_graph_source_when_dot_is_missing(tmp_path):
+    from tinygrad_norm.demo import graph_section
+    (tmp_path / "lenet_bn_graph.dot").write_text("digraph {}")
+    text = graph_section(str(tmp_path))
+    assert "![LeNet-BN graph]" not in text and "[lenet_bn_graph.dot](lenet_bn_graph.dot)" in text
+    assert "apt-get install graphviz" in text and "dot -Tsvg lenet_bn_graph.dot -o lenet_bn_graph.svg" in text
+    (tmp_path / "lenet_bn_graph.svg").write_text("<svg/>")
+    assert "![LeNet-BN graph](lenet_bn_graph.svg)" in graph_section(str(tmp_path))
 
 
 def test_results_have_the_documented_structure(report):

@@ -57,6 +57,21 @@ def test_parameters_are_named_and_clustered_by_module(device):
     assert "#c7e9c0" in source  # parameters are drawn distinct from activations
 
 
+def test_inputs_that_need_no_gradient_are_drawn_with_their_shape():
+    model = Tiny()
+    x = tg.randn(2, 3)
+    source = viz.draw_graph((model(x) * 2).sum(), model).source
+    node = next(line for line in node_lines(source) if line.strip().startswith(f"t{id(x)} "))
+    assert "(2, 3) float32" in node and "dashed" in node
+    assert re.search(rf"t{id(x)} -> f\d+", source)  # into the Linear op
+    assert not [l for l in node_lines(source) if "() float32" in l and "dashed" in l]  # the scalar 2 is left out
+    masked = nn.Sequential(nn.Linear(3, 3))
+    masked[0].register_buffer("mask", tg.ones(3))  # a buffer read by an op: named and grey, not dashed data
+    source = viz.draw_graph(masked(x) * masked[0].mask, masked).source
+    node = next(line for line in node_lines(source) if "0.mask" in line)
+    assert "#e0e0e0" in node and "dashed" not in node
+
+
 def test_norm_ops_show_plugin_pattern_and_reduced_axes(device):
     """A CNN's graph, on every device."""
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4)).to(device)
@@ -166,4 +181,4 @@ def test_cli_axes_and_graph(tmp_path):
     written = tmp_path / ("g.svg" if HAS_DOT else "g.dot")
     assert written.exists() and "0.weight" in written.read_text()
     bad = cli("graph", "nonsense", "--shape", "2,3")
-    assert bad.returncode != 0 and "SCRIPT.py:FUNCTION" in bad.stderr
+    assert bad.returncode != 0 and "FILE.py:FUNCTION" in bad.stderr

@@ -1,5 +1,6 @@
 """The `tinygrad-norm` command."""
 import argparse
+import os
 import sys
 
 
@@ -16,11 +17,53 @@ def cmd_demo(args):
     print("\n".join(summary(args.out)))
 
 
+class CommandError(Exception):
+    """A mistake on the command line: main prints its message as one line on stderr and exits with 1."""
+
+
+# What a user's mistake raises, here or in the library: one line, no traceback. Anything else is a bug and keeps it.
+MISTAKES = (CommandError, ValueError, TypeError, LookupError, OSError, ImportError)
+
+
+def load_target(target, what="FUNCTION"):
+    """'path/to/file.py:NAME' or 'package.module:NAME' -> that object; CommandError naming what is wrong."""
+    import importlib
+    import importlib.util
+    import pathlib
+    where, _, name = target.rpartition(":")
+    if not where or not name:
+        raise CommandError(f"expected FILE.py:{what} or MODULE:{what}; got {target!r}")
+    if where.endswith(".py") and not pathlib.Path(where).is_file():
+        raise CommandError(f"{target}: no file {where!r}")
+    try:
+        if where.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(pathlib.Path(where).stem, where)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:  # as `python -m` would: MODULE may be a file in the current folder
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(where)
+    except ModuleNotFoundError as e:
+        raise CommandError(f"{target}: no module named {e.name!r} (is it on PYTHONPATH, or did you mean a FILE.py?)") from None
+    except Exception as e:
+        raise CommandError(f"{target}: importing {where} failed: {type(e).__name__}: {e}") from None
+    if not hasattr(module, name):
+        raise CommandError(f"{target}: {where} has no {name!r}")
+    return getattr(module, name)
+
+
+def plugin_arg(text):
+    """A registered plugin name, or FILE.py:Class / MODULE:Class for a plugin not registered (yet)."""
+    from . import norms
+    return norms.resolve(load_target(text, "Class") if ":" in text else text)
+
+
 def cmd_check(args):
     from . import norms
     failed = 0
-    for name in args.names or norms.available():
-        report = norms.check(name)
+    for plugin in [plugin_arg(n) for n in args.names] or norms.available():
+        report = norms.check(plugin)
         print(report)
         failed += not report.ok
     return 1 if failed else 0
@@ -28,11 +71,12 @@ def cmd_check(args):
 
 def describe(cls):
     """(pattern, parameters) of a plugin class, for listings."""
+    from .norms import acts_on
     pattern = getattr(cls, "pattern", None)
-    if getattr(cls, "kind", "activation") == "weight":
-        return "weights: w = g·v/‖v‖", "g, v (replace the layer's weight)"
-    if pattern is None:
-        return "own forward (autograd ops)", "none"
+    if pattern is None:  # own forward or a weight reparametrization: the first line of its docstring says what
+        doc = (cls.__doc__ or "").strip().splitlines()
+        kind = "reparametrizes weights" if acts_on(cls) == "weights" else "own forward"
+        return kind + (f": {doc[0]}" if doc else ""), "see its docstring"
     params = f"γ{', β' if cls.shift else ''} over {cls.param_axes}" if cls.param_axes else "none"
     if cls.running_stats:
         params += "; running mean/var"
@@ -53,32 +97,25 @@ def cmd_plugins(args):
 
 def _shape(text):
     try:
-        return tuple(int(v) for v in text.split(","))
+        shape = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 2,3,8,8; got {text!r}") from None
+        shape = ()
+    if not shape or any(n < 1 for n in shape):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 2,3,8,8; got {text!r}")
+    return shape
 
 
 def cmd_axes(args):
+    from .norms import display_name
     from .viz import axes_svg, drawable
-    names = args.names or drawable()
-    axes_svg(names, args.shape, args.output)
+    if len(args.shape) != 4:
+        raise CommandError(f"--shape is N,C,H,W: four sizes; got {len(args.shape)}: {args.shape}")
+    if not args.output.endswith(".svg"):
+        raise CommandError(f"the picture is SVG, so the output must end in .svg; got {args.output!r}")
+    plugins = [plugin_arg(n) for n in args.names] or drawable()
+    axes_svg(plugins, args.shape, args.output)
+    names = [p if isinstance(p, str) else display_name(p) for p in plugins]
     print(f"wrote {args.output}: which elements of an {args.shape} input share statistics, for {', '.join(names)}")
-
-
-def load_builder(target):
-    """'path/to/script.py:function' or 'package.module:function' -> the function."""
-    import importlib
-    import importlib.util
-    where, _, func = target.rpartition(":")
-    if not where or not func:
-        raise SystemExit(f"expected SCRIPT.py:FUNCTION or MODULE:FUNCTION; got {target!r}")
-    if where.endswith(".py"):
-        spec = importlib.util.spec_from_file_location("_tinygrad_norm_graph_target", where)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(where)
-    return getattr(module, func)
 
 
 def cmd_graph(args):
@@ -86,7 +123,10 @@ def cmd_graph(args):
 
     from .tensor import randn
     from .viz import draw_graph, render
-    model = load_builder(args.target)()
+    build = load_target(args.target)
+    if not callable(build):
+        raise CommandError(f"{args.target} is not a function that builds a model; it is {build!r}")
+    model = build()
     out = model(randn(*args.shape))
     dot = draw_graph(out, model, collapse=args.collapse.split(",") if args.collapse else ())
     with warnings.catch_warnings(record=True) as caught:
@@ -97,8 +137,15 @@ def cmd_graph(args):
     print(f"wrote {written}: the graph of {type(model).__name__} on an input of shape {args.shape}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake in one line (and points at --help) instead of the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="tinygrad-norm", description=__doc__)
+    parser = Parser(prog="tinygrad-norm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train the example models, measure where each norm applies, write a report")
     demo.add_argument("--full", action="store_true", help="the full experiments (minutes) instead of quick ones")
@@ -106,16 +153,16 @@ def build_parser():
     demo.add_argument("--verbose", action="store_true", help="also print each example's tables as they finish")
     demo.set_defaults(run=cmd_demo)
     check = sub.add_parser("check", help="run the conformance checker on norm plugins (all when none is named)")
-    check.add_argument("names", nargs="*", metavar="NAME")
+    check.add_argument("names", nargs="*", metavar="PLUGIN", help="a registered name, or FILE.py:Class or MODULE:Class")
     check.set_defaults(run=cmd_check)
     sub.add_parser("plugins", help="list the norm plugins: pattern, parameters, origin").set_defaults(run=cmd_plugins)
     axes = sub.add_parser("axes", help="draw which elements each norm pools (SVG); all plugins when none is named")
-    axes.add_argument("names", nargs="*", metavar="NAME")
+    axes.add_argument("names", nargs="*", metavar="PLUGIN", help="a registered name, or FILE.py:Class or MODULE:Class")
     axes.add_argument("--shape", type=_shape, default=(4, 6, 3, 3), help="N,C,H,W (default 4,6,3,3)")
-    axes.add_argument("-o", "--output", default="norm_axes.svg")
+    axes.add_argument("-o", "--output", default="norm_axes.svg", help="an .svg file (default norm_axes.svg)")
     axes.set_defaults(run=cmd_axes)
-    graph = sub.add_parser("graph", help="draw the computation graph of a model built by SCRIPT.py:FUNC or MODULE:FUNC")
-    graph.add_argument("target", metavar="SCRIPT.py:FUNC|MODULE:FUNC")
+    graph = sub.add_parser("graph", help="draw the computation graph of a model built by FILE.py:FUNC or MODULE:FUNC")
+    graph.add_argument("target", metavar="FILE.py:FUNC|MODULE:FUNC")
     graph.add_argument("--shape", type=_shape, required=True, help="input shape, e.g. 2,1,8,8")
     graph.add_argument("--collapse", default="", help="comma-separated module names to draw as one box")
     graph.add_argument("-o", "--output", default="graph.svg", help=".svg, .png or .pdf")
@@ -125,7 +172,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except MISTAKES as e:
+        print(f"tinygrad-norm {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import sys
+import textwrap
 import time
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
@@ -40,16 +41,28 @@ def summary(out):
     rnn = _load(out, "rnn_norms")["rows"]
     lines.append("LSTM over rows: " + ", ".join(f"{r['model'].split(', ')[1]} {r['test accuracy']:.3f}" for r in rnn))
     lr = _load(out, "learning_rate")["rows"]
+    at = lambda what, lrs: f"{what} at lr {', '.join(map(str, lrs))}" if lrs else f"{what} at no learning rate tried"
     for label in ("BN", "no norm"):
         ok = [r["learning rate"] for r in lr if r[label] == "converged"]
         bad = [r["learning rate"] for r in lr if r[label] == "diverged"]
-        lines.append(f"MLP {label}: converged at lr {ok or 'none'}; diverged at {bad or 'none'}")
+        lines.append(f"MLP {label}: {at('converged', ok)}; {at('diverged', bad)}")
     shift = _load(out, "contrast_shift")["rows"]
     lines.append("contrast shift, accuracy kept: " + ", ".join(f"{r['norm']} {r['kept']:.0%}" for r in shift))
     custom = _load(out, "custom_plugin")["rows"][0]
     lines.append(f"plugin 'frn' ({custom['from']}): conformance {custom['conformance']}, test accuracy "
                  f"{custom['test accuracy']:.3f}")
     return lines
+
+
+def graph_section(out):
+    """The pictures: the graph as an image, or, where Graphviz's `dot` was missing, a link to its DOT source."""
+    from .viz.render import INSTALL_HINT
+    text = "![which elements each norm pools](norm_axes.svg)\n\n"
+    if os.path.exists(os.path.join(out, "lenet_bn_graph.svg")):
+        return text + "![LeNet-BN graph](lenet_bn_graph.svg)\n"
+    return text + ("Graphviz's `dot` program was not found, so the LeNet-BN graph was not drawn; its source is "
+                   f"[lenet_bn_graph.dot](lenet_bn_graph.dot). To see it, {INSTALL_HINT}, then run "
+                   "`dot -Tsvg lenet_bn_graph.dot -o lenet_bn_graph.svg` in this folder.\n")
 
 
 def write_report(out, timings, full):
@@ -59,8 +72,7 @@ def write_report(out, timings, full):
     for name, title in STEPS:
         parts.append(f"## {title}\n\n`examples/{name}.py` ({timings[name]:.1f} s)\n")
         if name == "graph":
-            graph = "lenet_bn_graph.svg" if os.path.exists(os.path.join(out, "lenet_bn_graph.svg")) else "lenet_bn_graph.dot"
-            parts.append(f"![which elements each norm pools](norm_axes.svg)\n\n![LeNet-BN graph]({graph})\n")
+            parts.append(graph_section(out))
             continue
         with open(os.path.join(out, f"{name}.md")) as f:
             parts.append(f.read() + f"\n![{name}]({name}.png)\n")
@@ -68,6 +80,11 @@ def write_report(out, timings, full):
     with open(path, "w") as f:
         f.write("\n".join(parts))
     return path
+
+
+def _indent(message):
+    """An example's message, every line of it, under the step's heading (a checker report spans lines)."""
+    return textwrap.indent(textwrap.dedent(message).strip("\n"), "    ")
 
 
 def run_demo(out="report", full=False, log=print):
@@ -81,7 +98,7 @@ def run_demo(out="report", full=False, log=print):
     for i, (name, title) in enumerate(STEPS, 1):
         log(f"[{i}/{len(STEPS)}] {title}")
         t = time.perf_counter()
-        importlib.import_module(name).run(quick=not full, seed=0, out=out, log=lambda m: log("    " + m.strip()))
+        importlib.import_module(name).run(quick=not full, seed=0, out=out, log=lambda m: log(_indent(m)))
         timings[name] = time.perf_counter() - t
         log(f"    done in {timings[name]:.1f} s ({time.perf_counter() - start:.0f} s so far)")
     return write_report(out, timings, full)

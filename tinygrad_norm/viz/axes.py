@@ -5,11 +5,12 @@ The pooled set is found from the plugin itself, not from a table: the elements w
 output element are exactly those it is normalized with, so the gradient of y[0, 0, 0, 0] with respect to
 x marks them. Any registered plugin, including a third-party one, gets its picture for free.
 """
+import pathlib
 from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..norms import Pattern, get
+from ..norms import Pattern, acts_on, available, display_name, resolve
 from ..tensor import Tensor
 
 
@@ -19,8 +20,9 @@ def build_for_input(cls, shape):
     if hasattr(cls, "for_input"):
         return cls.for_input(shape)
     if getattr(cls, "pattern", None) is None:
-        raise TypeError(f"plugin {cls.name!r} has its own forward and no for_input(shape) to build it for a picture")
-    pattern = Pattern(cls.pattern, owner=cls.name)
+        raise TypeError(f"plugin {display_name(cls)!r} has its own forward and no for_input(shape) to build it for a "
+                        f"picture")
+    pattern = Pattern(cls.pattern, owner=display_name(cls))
     if not cls.param_axes:
         return cls()
     binding = pattern.bind(shape, {})
@@ -74,19 +76,24 @@ def cube_svg(mask, title, cell=14, origin=(10, 30)):
 
 
 def drawable():
-    """Registered plugins that normalize activations (weight normalization has no such picture)."""
-    from ..norms import available
-    return [n for n in available() if getattr(get(n), "kind", "activation") != "weight"]
+    """Registered plugins that normalize activations (one that acts on weights has no such picture)."""
+    return available(acting_on="activations")
 
 
-def axes_svg(names, shape=(4, 6, 3, 3), path=None):
-    """One cube per plugin name, side by side; the shaded cells share statistics with the front-top-left one.
-    Returns the SVG text (and writes it to path when given)."""
+def axes_svg(plugins, shape=(4, 6, 3, 3), path=None):
+    """One cube per plugin (a registered name or a plugin class), side by side, for an input of `shape`
+    (N, C, H, W); the shaded cells share statistics with the front-top-left one. Returns the SVG text, and
+    writes it to `path` (creating its folder) when given."""
+    shape = tuple(shape)
+    if len(shape) != 4 or not all(isinstance(n, int) and n > 0 for n in shape):
+        raise ValueError(f"axes_svg draws an (N, C, H, W) input: four positive sizes; got {shape}")
     groups, x, height = [], 0.0, 0.0
-    for name in names:
-        cls = get(name)
+    for plugin in plugins:
+        cls = resolve(plugin)
+        if acts_on(cls) != "activations":
+            raise ValueError(f"plugin {display_name(cls)!r} acts on {acts_on(cls)}: there is no input to shade")
         layer = build_for_input(cls, shape)
-        title = f"{name}: {_describe(layer)}"
+        title = f"{display_name(cls)}: {_describe(layer)}"
         body, w, h = cube_svg(pooled_mask(layer, shape), title)
         groups.append(f'<g transform="translate({x:.0f},0)">\n{body}\n</g>')
         x, height = x + max(w, 7 * len(title)) + 20, max(height, h)
@@ -94,8 +101,9 @@ def axes_svg(names, shape=(4, 6, 3, 3), path=None):
            f'viewBox="0 0 {x + 10:.0f} {height + 40:.0f}">\n<rect width="100%" height="100%" fill="white"/>\n'
            + "\n".join(groups) + "\n</svg>\n")
     if path is not None:
-        with open(path, "w") as f:
-            f.write(svg)
+        path = pathlib.Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(svg)
     return svg
 
 

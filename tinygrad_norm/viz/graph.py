@@ -3,8 +3,8 @@
     dot = draw_graph(loss, model)        # parameters named as in model.named_parameters()
     render(dot, "graph.svg")             # or the .dot source and how to get Graphviz, when `dot` is missing
 
-Parameters are green and named (`conv1.weight`), buffers grey, activations white, the output orange;
-norm ops are yellow and show their plugin, pattern and reduced axes. The graph is read from the ops'
+Parameters are green and named (`conv1.weight`), buffers grey, activations white, the output orange, inputs
+that need no gradient (the data) dashed; norm ops are yellow and show their plugin, pattern and reduced axes. The graph is read from the ops'
 recorded inputs: draw it before backward, or after `backward(retain_graph=True)`.
 """
 import graphviz
@@ -15,6 +15,7 @@ STYLE = {
     "param": dict(shape="ellipse", style="filled", fillcolor="#c7e9c0", color="#31a354"),
     "buffer": dict(shape="ellipse", style="filled", fillcolor="#e0e0e0"),
     "tensor": dict(shape="ellipse", style="filled", fillcolor="white"),
+    "data": dict(shape="ellipse", style="filled,dashed", fillcolor="white"),
     "output": dict(shape="ellipse", style="filled,bold", fillcolor="#fdd0a2"),
     "op": dict(shape="box", style="filled,rounded", fillcolor="#deebf7", color="#3182bd"),
     "norm": dict(shape="box", style="filled,rounded", fillcolor="#fee391", color="#d95f0e", penwidth="2"),
@@ -37,7 +38,7 @@ class _Drawing:
             for name, m in by_name.items():
                 parts = name.split(".") if name else []
                 self.paths[id(m)] = (model,) + tuple(by_name[".".join(parts[:i])] for i in range(1, len(parts) + 1))
-                self.module_names[id(m)] = name or m.type_name
+                self.module_names[id(m)] = name or type(m).__name__
                 for kind, store in (("param", m._parameters), ("buffer", m._buffers)):
                     for key, t in store.items():
                         if t is not None and id(t) not in self.owner:  # a shared tensor keeps its first name
@@ -90,7 +91,7 @@ class _Drawing:
             hidden = collapsed is not None and t is not self.output and consumers.get(id(t), set()) <= {collapsed}
             if collapsed is not None:
                 self.node(scope, f"m{id(collapsed)}", label=f"{self.module_names[id(collapsed)]}\n"
-                                                            f"{collapsed.type_name}", **STYLE["module"])
+                                                            f"{type(collapsed).__name__}", **STYLE["module"])
             if not hidden:
                 kind = self.kinds.get(id(t), "output" if t is self.output else "tensor")
                 self.node(scope, f"t{id(t)}", label=self.tensor_label(t), **STYLE[kind])
@@ -103,17 +104,21 @@ class _Drawing:
             if not hidden:
                 self.edges.add((op, f"t{id(t)}"))
             for x in fn.inputs:
-                if x.requires_grad:
-                    src = self.source(x, consumers)
-                    if src != op:
-                        self.edges.add((src, op))
+                src = self.source(x, consumers)
+                if src is not None and src != op:
+                    self.edges.add((src, op))
         return self.emit()
 
     def source(self, x, consumers):
-        """The node an edge from x starts at: x itself, or the box of the collapsed module that hides it."""
-        _, collapsed = self.where(x)
-        if collapsed is not None and x._ctx is not None and consumers.get(id(x), set()) <= {collapsed}:
+        """The node an edge from x starts at: x itself, the box of the collapsed module that hides it, or None for
+        a scalar constant. An input that needs no gradient is outside the traversal, so it gets its node here."""
+        scope, collapsed = self.where(x)
+        if collapsed is not None and consumers.get(id(x), set()) <= {collapsed}:
             return f"m{id(collapsed)}"
+        if not x.requires_grad:
+            if x.ndim == 0:  # a Python number lifted into the graph (the 2 of x * 2) would only add clutter
+                return None
+            self.node(scope, f"t{id(x)}", label=self.tensor_label(x), **STYLE[self.kinds.get(id(x), "data")])
         return f"t{id(x)}"
 
     def emit(self):
@@ -130,7 +135,7 @@ class _Drawing:
             for child in dict.fromkeys(children.get(scope, ())):  # unique, in first-seen order
                 m = child[-1]
                 with graph.subgraph(name=f"cluster_{id(m)}") as sub:
-                    sub.attr(label=f"{self.module_names[id(m)]}: {m.type_name}", style="rounded,dashed",
+                    sub.attr(label=f"{self.module_names[id(m)]}: {type(m).__name__}", style="rounded,dashed",
                              color="#9e9ac8", fontname="Helvetica", fontsize="10")
                     fill(sub, child)
         fill(dot, ())

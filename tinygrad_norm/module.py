@@ -44,8 +44,9 @@ def read_checkpoint(path):
         path = checkpoint_path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}" + ("" if path.endswith(".npz") else " (nor with .npz added)"))
-    why = None if zipfile.is_zipfile(path) else "it is not a .npz (zip) archive"
-    if why is None:
+    if not zipfile.is_zipfile(path):
+        why = "it is not a .npz (zip) archive"
+    else:
         try:
             with np.load(path, allow_pickle=False) as archive:
                 return {k: archive[k] for k in archive.files}

@@ -96,13 +96,14 @@ class _Registry:
                 warnings.warn(f"tinygrad_norm: norm plugin {name!r} ({origin}) failed to load: {type(e).__name__}: {e}",
                               RuntimeWarning, stacklevel=3)
                 continue
+            why = problem(cls)
+            if why:
+                self.failures[name] = f"{origin} is not a norm plugin: {why}"
+                continue
             self._add(name, cls, origin)
 
     def _add(self, name, cls, origin):
-        why = problem(cls)
-        if why:
-            self.failures[name] = f"{origin} is not a norm plugin: {why}"
-            return
+        """Record a plugin class that `problem` found nothing wrong with."""
         cls.plugin_name = name
         self.plugins[name], self.origins[name] = cls, origin
 

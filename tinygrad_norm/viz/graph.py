@@ -4,8 +4,9 @@
     render(dot, "graph.svg")             # or the .dot source and how to get Graphviz, when `dot` is missing
 
 Parameters are green and named (`conv1.weight`), buffers grey, activations white, the output orange, inputs
-that need no gradient (the data) dashed; norm ops are yellow and show their plugin, pattern and reduced axes. The graph is read from the ops'
-recorded inputs: draw it before backward, or after `backward(retain_graph=True)`.
+that need no gradient (the data) dashed; norm ops are yellow and show their plugin, pattern and reduced
+axes. The graph is read from the ops' recorded inputs: draw it before backward, or after
+`backward(retain_graph=True)`.
 """
 import graphviz
 

@@ -12,7 +12,7 @@ def _both_kernel_paths(kernels):
     return kernels
 
 
-SHAPES = {1: (4, 6, 5), 2: (4, 6, 5, 3), 3: (3, 6, 2, 3, 2)}  # (N, C, L), (N, C, H, W), (N, C, D, H, W)
+SHAPES = {1: (4, 6, 5), 2: (4, 6, 5, 3), 3: (4, 6, 2, 3, 2)}  # (N, C, L), (N, C, H, W), (N, C, D, H, W)
 
 
 def build(name, dims, device="cpu"):
@@ -20,14 +20,15 @@ def build(name, dims, device="cpu"):
     shape = SHAPES[dims]
     layer = {"batch": lambda: nn.Norm("batch", 6), "instance": lambda: nn.Norm("instance", 6, affine=True),
              "group": lambda: nn.Norm("group", 6, groups=3), "layer": lambda: nn.Norm("layer", shape[-dims:]),
-             "rms": lambda: nn.Norm("rms", shape[-dims:]), "local_response": lambda: nn.Norm("local_response", 3)}[name]()
+             "rms": lambda: nn.Norm("rms", shape[-dims:]), "local_response": lambda: nn.Norm("local_response", 3),
+             "ghost_batch": lambda: nn.Norm("ghost_batch", 6, k=2)}[name]()
     rng = np.random.default_rng(dims)
     for p in layer.parameters():
         p.data = 1 + 0.5 * rng.standard_normal(p.shape)
     return layer.double().to(device), tg.Tensor(rng.standard_normal(shape), device=device)
 
 
-ALL = ["batch", "instance", "group", "layer", "rms", "local_response"]
+ALL = ["batch", "instance", "group", "layer", "rms", "local_response", "ghost_batch"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -87,6 +88,34 @@ def test_batchnorm_closed_form():
     var = ((x - mu) ** 2).mean(axis=(0, 2, 3), keepdims=True)
     expected = (x - mu) / np.sqrt(var + 1e-5) * bn.weight.data[:, None, None] + bn.bias.data[:, None, None]
     np.testing.assert_allclose(bn(tg.Tensor(x)).numpy(), expected, rtol=1e-12)
+
+
+def test_ghost_batchnorm_closed_form_forward_backward_and_running_stats():
+    """Each ghost batch of k samples is batch-normalized alone: per chunk and channel, x̂ = (x − μ)/σ and
+    dx = γ(g − mean(g) − x̂·mean(g·x̂))/σ over (k, H, W); the running mean moves by the chunks' average mean."""
+    rng = np.random.default_rng(2)
+    x, dy = rng.standard_normal((8, 3, 2, 3)), rng.standard_normal((8, 3, 2, 3))
+    gbn = nn.Norm("ghost_batch", 3, k=4, momentum=1.0).double()
+    gbn.weight.data, gbn.bias.data = np.array([1.0, 2.0, 0.5]), np.array([0.0, -1.0, 3.0])
+    xt = tg.Tensor(x, requires_grad=True)
+    gbn(xt).backward(dy)
+    g, b = gbn.weight.data[:, None, None], gbn.bias.data[:, None, None]
+    out, dx, means = [], [], []
+    for c in (slice(0, 4), slice(4, 8)):
+        mu = x[c].mean(axis=(0, 2, 3), keepdims=True)
+        sigma = np.sqrt(x[c].var(axis=(0, 2, 3), keepdims=True) + 1e-5)
+        xhat = (x[c] - mu) / sigma
+        out.append(xhat * g + b)
+        mean = lambda v: v.mean(axis=(0, 2, 3), keepdims=True)
+        dx.append(g * (dy[c] - mean(dy[c]) - xhat * mean(dy[c] * xhat)) / sigma)
+        means.append(mu.ravel())
+    np.testing.assert_allclose(gbn(tg.Tensor(x)).numpy(), np.concatenate(out), rtol=1e-12)
+    np.testing.assert_allclose(xt.grad.numpy(), np.concatenate(dx), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gbn.running_mean.numpy(), np.mean(means, axis=0), rtol=1e-6)
+    gbn.eval()  # any batch size in eval mode: the running statistics serve each sample alone
+    assert gbn(tg.Tensor(x[:3])).shape == (3, 3, 2, 3)
+    with pytest.raises(PatternError, match="k=4 does not divide"):
+        gbn.train()(tg.Tensor(x[:3]))
 
 
 def test_layernorm_closed_form_backward():

@@ -73,7 +73,7 @@ def test_environment_variable_disables_third_party_autoload(tmp_path):
 
 
 def test_unknown_name_lists_what_is_available():
-    with pytest.raises(NormPluginError, match=r"no norm plugin named 'btach'; available: batch, group"):
+    with pytest.raises(NormPluginError, match=r"no norm plugin named 'btach'; available: batch, ghost_batch, group"):
         norms.get("btach")
 
 

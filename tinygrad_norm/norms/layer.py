@@ -92,11 +92,16 @@ class NormLayer(Module):
 
     # ---- planning: the pattern fitted to one input shape on one device, cached --------------------------
     def plan(self, shape, device="cpu"):
-        key = (tuple(shape), device)
+        sizes = self.axis_sizes()
+        key = (tuple(shape), device, tuple(sorted(sizes.items())))
         if key not in self._plans:
-            binding = self.pattern.bind(shape, self.sizes)
+            binding = self.pattern.bind(shape, sizes)
             self._plans[key] = make_plan(binding, self.param_names, self.batch_axis, self.center, device, choose)
         return self._plans[key]
+
+    def axis_sizes(self):
+        """The known axis sizes the pattern is fitted with; a plugin may vary them with the mode."""
+        return self.sizes
 
     def set_sync(self, enabled=True):
         """Pool the training statistics over every process of the world, as SyncBatchNorm does; only for a

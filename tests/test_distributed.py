@@ -215,14 +215,14 @@ def test_the_multiprocess_cases_under_mpiexec(processes):
     assert len(summaries) == processes and "needs two or more processes" not in output, output[-2000:]
 
 
-def test_the_sync_batchnorm_example_on_four_processes(tmp_path):
-    example = os.path.join(os.path.dirname(__file__), "..", "examples", "sync_batchnorm.py")
-    output = mpiexec(4, example, "--quick", "--out", str(tmp_path))
-    assert output.count("4 processes x 2 images per step = global batch 8") == 1  # rank 0 alone prints
+def test_the_sync_batchnorm_experiment_on_four_processes(tmp_path):
+    output = mpiexec(4, "-m", "tinygrad_norm.experiments.sync_batchnorm", "--quick", "--out", str(tmp_path))
+    assert output.count("4 processes x 8 samples per step = 32 per step") == 1  # rank 0 alone prints
     with open(tmp_path / "sync_batchnorm.json") as f:
         result = json.load(f)
-    assert [r["norm"] for r in result["rows"]] == ["BN local", "BN synchronized", "GN"] and result["processes"] == 4
-    assert all(0 <= r["test accuracy"] <= 1 and r["ms per step"] > 0 for r in result["rows"])
+    assert list(result["methods"]) == ["BN local (k=8)", "SyncBatchNorm (k=32)", "GN"]
+    assert result["settings"]["processes"] == 4 and result["seeds"] == [0, 1]
+    assert all(len(m["per_seed"]["test accuracy"]) == 2 for m in result["methods"].values())
     assert (tmp_path / "sync_batchnorm.png").read_bytes()[:4] == b"\x89PNG"
 
 

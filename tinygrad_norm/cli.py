@@ -3,18 +3,15 @@ import argparse
 import os
 import sys
 
+from .backend import DeviceError
+
 
 def cmd_demo(args):
-    import contextlib
-    import io
-
-    from .demo import run_demo, summary
-    print(f"Running the {'full' if args.full else 'quick'} experiments; the report goes to {args.out}/")
-    quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet) if not args.verbose else contextlib.nullcontext():
-        report = run_demo(args.out, args.full, log=lambda m: print(m, file=sys.__stdout__, flush=True))
+    from .demo import run_demo
+    print(f"Running the {'full' if args.full else 'quick'} experiments; the report goes to {args.out}/", flush=True)
+    report, lines = run_demo(args.out, args.full, log=lambda m: print(m, flush=True), device=args.device)
     print(f"\nReport: {report}\n")
-    print("\n".join(summary(args.out)))
+    print("\n".join(lines))
 
 
 class CommandError(Exception):
@@ -22,7 +19,7 @@ class CommandError(Exception):
 
 
 # What a user's mistake raises, here or in the library: one line, no traceback. Anything else is a bug and keeps it.
-MISTAKES = (CommandError, ValueError, TypeError, LookupError, OSError, ImportError)
+MISTAKES = (CommandError, ValueError, TypeError, LookupError, OSError, ImportError, DeviceError)
 
 
 def load_target(target, what="FUNCTION"):
@@ -147,10 +144,10 @@ class Parser(argparse.ArgumentParser):
 def build_parser():
     parser = Parser(prog="tinygrad-norm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train the example models, measure where each norm applies, write a report")
+    demo = sub.add_parser("demo", help="run the experiments: where each norm applies, over seeds; write a report")
     demo.add_argument("--full", action="store_true", help="the full experiments (minutes) instead of quick ones")
     demo.add_argument("--out", default="report", help="report folder (default: report)")
-    demo.add_argument("--verbose", action="store_true", help="also print each example's tables as they finish")
+    demo.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (cuda needs CuPy)")
     demo.set_defaults(run=cmd_demo)
     check = sub.add_parser("check", help="run the conformance checker on norm plugins (all when none is named)")
     check.add_argument("names", nargs="*", metavar="PLUGIN", help="a registered name, or FILE.py:Class or MODULE:Class")

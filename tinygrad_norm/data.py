@@ -129,7 +129,7 @@ def make_mnist1d(n_train=4000, n_test=1000, length=40, seed=0):
 
     Each sample is its class's 12-point template stretched to 20-33 % of the window at a random position,
     scaled in amplitude by [0.7, 1.3], plus a random linear trend (slope in [-0.75, 0.75] over the window),
-    Gaussian-smoothed noise (σ 0.25) and white noise (σ 0.02); then the whole set is standardized."""
+    Gaussian-smoothed noise (σ 0.6) and white noise (σ 0.1); then the whole set is standardized."""
     rng = np.random.default_rng(seed)
     n = n_train + n_test
     y = rng.integers(0, 10, n)
@@ -142,6 +142,6 @@ def make_mnist1d(n_train=4000, n_test=1000, length=40, seed=0):
     x += rng.uniform(-0.75, 0.75, (n, 1)) * (u - 0.5)
     kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
     smooth = np.stack([np.convolve(r, kernel / np.linalg.norm(kernel), "valid") for r in rng.normal(size=(n, length + 12))])
-    x += 0.25 * smooth + 0.02 * rng.normal(size=(n, length))
+    x += 0.6 * smooth + 0.1 * rng.normal(size=(n, length))
     x = ((x - x.mean()) / x.std()).astype(np.float32)[:, None]
     return x[:n_train], y[:n_train].astype(np.int64), x[n_train:], y[n_train:].astype(np.int64)

@@ -1,57 +1,81 @@
-"""`tinygrad-norm demo`: run every example (quick by default, `--full` for the real experiments), write a report
-folder (a Markdown summary with the tables, the plots, the graph and the norm pictures) and print a summary.
-
-The examples are the scripts in the source checkout's examples/ folder (`pip install -e .` keeps them there).
-"""
+"""`tinygrad-norm demo`: run every experiment (quick by default, `--full` for the real ones), write a report
+folder (a Markdown summary with each claim's verdict, the tables, the plots, the graph and the norm pictures)
+and print the summary. The experiments are modules of the installed package (tinygrad_norm.experiments), so
+the demo runs from a wheel; the one that needs several processes runs under `mpiexec -n 4` where it is found."""
 import importlib
-import json
 import os
-import pathlib
+import shutil
+import subprocess
 import sys
 import textwrap
 import time
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-STEPS = [  # (module in examples/, what it measures)
-    ("lenet_bn", "LeNet with BatchNorm (seed 001): BN after conv/linear, before the activation"),
-    ("batch_size_sweep", "Test accuracy vs batch size for BN, GN, LN, IN, none (GN paper, figure 1)"),
-    ("rnn_norms", "LSTM over digit rows: layer norm in the cell, batch norm per step, none"),
+from .experiments.report import load
+
+STEPS = [  # (module in tinygrad_norm.experiments, what it measures)
+    ("lenet_bn", "LeNet with and without BatchNorm, each at its own learning rate (seed 001)"),
+    ("ghost_batches", "BN's statistics over k samples with the gradient batch fixed, against GN, LN, IN, none"),
+    ("sync_batchnorm", "4 processes x 8 samples: local BN, SyncBatchNorm, GN (under mpiexec)"),
+    ("rnn_lengths", "LSTM with LN, BN shared across time, BN per time step, none, at unseen sequence lengths"),
     ("learning_rate", "MLP with and without BN across learning rates"),
-    ("contrast_shift", "Per-image contrast and brightness shift at test time: IN vs the rest"),
+    ("contrast_shift", "Contrast and brightness shifts at test time: IN, the other norms, a padding-free control"),
     ("custom_plugin", "A third-party plugin (Filter Response Norm) installed, found by entry point, trained"),
     ("graph", "The computation graph of LeNet-BN and the norm-pooling pictures"),
 ]
+PROCESSES = {"sync_batchnorm": 4}
 
 
-def _load(out, name):
-    with open(os.path.join(out, f"{name}.json")) as f:
-        return json.load(f)
+def mpiexec():
+    """The MPI launcher next to this Python or on PATH (the mpich wheel puts one beside Python), or None."""
+    return shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
 
 
-def summary(out):
-    """The one-screen summary: the measured answer to each claim."""
+def run_step(name, full, out, device, log):
+    """One experiment, in this process or, for one that needs several, under mpiexec; returns None or why it
+    could not run."""
+    if name not in PROCESSES:
+        importlib.import_module(f"tinygrad_norm.experiments.{name}").run(quick=not full, out=out, device=device, log=log)
+        return None
+    launcher = mpiexec()
+    if launcher is None:
+        return "no mpiexec found next to Python or on PATH (pip install 'tinygrad-norm[dist]')"
+    command = [launcher, "-n", str(PROCESSES[name]), sys.executable, "-m", f"tinygrad_norm.experiments.{name}",
+               "--out", out, "--device", device] + ([] if full else ["--quick"])
+    done = subprocess.run(command, capture_output=True, text=True)
+    for line in done.stdout.splitlines():
+        log(line)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return None
+
+
+def summary(out, skipped=()):
+    """The one-screen summary: each experiment's verdict, measured against the test it stated in advance."""
     lines = []
-    lenet = {r["model"]: r["test accuracy"] for r in _load(out, "lenet_bn")["rows"]}
-    lines.append("LeNet on digits: " + ", ".join(f"{k} {v:.3f}" for k, v in lenet.items()))
-    sweep = _load(out, "batch_size_sweep")
-    cols = sweep["columns"][1:]
-    for r in sweep["rows"]:
-        if r["norm"] in ("batch", "group"):
-            lines.append(f"{r['norm']:>5s} norm vs batch size: " + ", ".join(f"{c.split()[1]}: {r[c]:.3f}" for c in cols))
-    rnn = _load(out, "rnn_norms")["rows"]
-    lines.append("LSTM over rows: " + ", ".join(f"{r['model'].split(', ')[1]} {r['test accuracy']:.3f}" for r in rnn))
-    lr = _load(out, "learning_rate")["rows"]
-    at = lambda what, lrs: f"{what} at lr {', '.join(map(str, lrs))}" if lrs else f"{what} at no learning rate tried"
-    for label in ("BN", "no norm"):
-        ok = [r["learning rate"] for r in lr if r[label] == "converged"]
-        bad = [r["learning rate"] for r in lr if r[label] == "diverged"]
-        lines.append(f"MLP {label}: {at('converged', ok)}; {at('diverged', bad)}")
-    shift = _load(out, "contrast_shift")["rows"]
-    lines.append("contrast shift, accuracy kept: " + ", ".join(f"{r['norm']} {r['kept']:.0%}" for r in shift))
-    custom = _load(out, "custom_plugin")["rows"][0]
-    lines.append(f"plugin 'frn' ({custom['from']}): conformance {custom['conformance']}, test accuracy "
-                 f"{custom['test accuracy']:.3f}")
+    for name, _ in STEPS:
+        if name == "graph":
+            continue
+        if name in skipped:
+            lines.append(f"{name}: not run ({skipped[name]})")
+            continue
+        result = load(out, name)
+        lines.append(f"{result['title']} ({len(result['seeds'])} seeds): {result['verdict']}")
     return lines
+
+
+def claims_table(out, links=""):
+    """The README's "where each normalization applies" table, from the result JSON in `out`: per experiment the
+    claim, the numbers behind it (mean ± std over seeds) and the verdict its stated test gave. `links` prefixes
+    the links to each experiment's table (the README's point into examples/results/full/)."""
+    lines = ["| claim | measured (mean ± std over seeds) | verdict by the test stated in advance |", "|---|---|---|"]
+    for name, _ in STEPS:
+        if name == "graph" or not os.path.exists(os.path.join(out, f"{name}.json")):
+            continue
+        result = load(out, name)
+        measured = importlib.import_module(f"tinygrad_norm.experiments.{name}").headline(result)
+        lines.append(f"| {result['claim']} ([{name}]({links}{name}.md), {len(result['seeds'])} seeds) | {measured} | "
+                     f"{result['verdict']} |")
+    return "\n".join(lines) + "\n"
 
 
 def graph_section(out):
@@ -65,17 +89,24 @@ def graph_section(out):
                    "`dot -Tsvg lenet_bn_graph.dot -o lenet_bn_graph.svg` in this folder.\n")
 
 
-def write_report(out, timings, full):
-    parts = [f"# tinygrad_norm demo report\n\n{'Full' if full else 'Quick'} run, seed 0, "
-             f"{sum(timings.values()):.0f} s in all. Each section: what was measured, the table, the plot.\n",
-             "## Summary\n\n" + "\n".join(f"- {line}" for line in summary(out)) + "\n"]
+def write_report(out, timings, full, skipped=()):
+    parts = [f"# tinygrad_norm demo report\n\n{'Full' if full else 'Quick'} run, {sum(timings.values()):.0f} s "
+             "in all. Each section: what was measured, the table (mean ± std over seeds, each seed in brackets), "
+             "the claim, the test stated before running, the verdict, the plot.\n",
+             "## Summary\n\n" + "\n".join(f"- {line}" for line in summary(out, skipped)) + "\n"]
     for name, title in STEPS:
-        parts.append(f"## {title}\n\n`examples/{name}.py` ({timings[name]:.1f} s)\n")
+        parts.append(f"## {title}\n\n`python -m tinygrad_norm.experiments.{name}` ({timings[name]:.1f} s)\n")
         if name == "graph":
             parts.append(graph_section(out))
-            continue
-        with open(os.path.join(out, f"{name}.md")) as f:
-            parts.append(f.read() + f"\n![{name}]({name}.png)\n")
+        elif name in skipped:
+            parts.append(f"Not run: {skipped[name]}.\n")
+        else:
+            with open(os.path.join(out, f"{name}.md")) as f:
+                parts.append(f.read())
+            if os.path.exists(os.path.join(out, f"{name}.png")):
+                parts.append(f"\n![{name}]({name}.png)\n")
+    with open(os.path.join(out, "claims.md"), "w") as f:
+        f.write(claims_table(out))
     path = os.path.join(out, "README.md")
     with open(path, "w") as f:
         f.write("\n".join(parts))
@@ -83,22 +114,21 @@ def write_report(out, timings, full):
 
 
 def _indent(message):
-    """An example's message, every line of it, under the step's heading (a checker report spans lines)."""
+    """An experiment's message, every line of it, under the step's heading (a checker report spans lines)."""
     return textwrap.indent(textwrap.dedent(message).strip("\n"), "    ")
 
 
-def run_demo(out="report", full=False, log=print):
-    """Run every example into `out`; returns the path of the report's README.md."""
-    if not EXAMPLES.is_dir():
-        raise SystemExit(f"the demo runs the scripts in examples/ of a source checkout, and {EXAMPLES} is missing: "
-                         "clone the repository and `pip install -e .` there")
-    sys.path.insert(0, str(EXAMPLES))
+def run_demo(out="report", full=False, log=print, device="cpu"):
+    """Run every experiment into `out`; returns (the path of the report's README.md, the summary's lines)."""
     os.makedirs(out, exist_ok=True)
-    timings, start = {}, time.perf_counter()
+    timings, skipped, start = {}, {}, time.perf_counter()
     for i, (name, title) in enumerate(STEPS, 1):
         log(f"[{i}/{len(STEPS)}] {title}")
         t = time.perf_counter()
-        importlib.import_module(name).run(quick=not full, seed=0, out=out, log=lambda m: log(_indent(m)))
+        why = run_step(name, full, out, device, lambda m: log(_indent(m)))
+        if why:
+            skipped[name] = why
+            log(_indent(f"not run: {why}"))
         timings[name] = time.perf_counter() - t
         log(f"    done in {timings[name]:.1f} s ({time.perf_counter() - start:.0f} s so far)")
-    return write_report(out, timings, full)
+    return write_report(out, timings, full, skipped), summary(out, skipped)

@@ -5,16 +5,14 @@
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import tinygrad_norm as tg  # noqa: E402
-from tinygrad_norm import viz  # noqa: E402
+import tinygrad_norm as tg
+from tinygrad_norm import viz
+from tinygrad_norm.experiments.models import LeNet
 
 
 def chain(n):
@@ -35,8 +33,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--render-large", action="store_true", help="also lay out the 10,000-op graph with dot")
     args = ap.parse_args(argv)
-    from lenet_bn import LeNetBN
-    model = LeNetBN(bn=True)
+    model = LeNet(bn=True)
     out = model(tg.randn(2, 1, 8, 8))
     small, t_small = timed(lambda: viz.draw_graph(out, model))
     y = chain(10_000)

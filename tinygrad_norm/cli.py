@@ -9,7 +9,8 @@ from .backend import DeviceError
 def cmd_demo(args):
     from .demo import run_demo
     print(f"Running the {'full' if args.full else 'quick'} experiments; the report goes to {args.out}/", flush=True)
-    report, lines = run_demo(args.out, args.full, log=lambda m: print(m, flush=True), device=args.device)
+    report, lines = run_demo(args.out, args.full, log=lambda m: print(m, flush=True), device=args.device,
+                             only=args.only)
     print(f"\nReport: {report}\n")
     print("\n".join(lines))
 
@@ -148,6 +149,7 @@ def build_parser():
     demo.add_argument("--full", action="store_true", help="the full experiments (minutes) instead of quick ones")
     demo.add_argument("--out", default="report", help="report folder (default: report)")
     demo.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (cuda needs CuPy)")
+    demo.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (lenet_bn, ...)")
     demo.set_defaults(run=cmd_demo)
     check = sub.add_parser("check", help="run the conformance checker on norm plugins (all when none is named)")
     check.add_argument("names", nargs="*", metavar="PLUGIN", help="a registered name, or FILE.py:Class or MODULE:Class")

@@ -58,6 +58,8 @@ def summary(out, skipped=()):
         if name in skipped:
             lines.append(f"{name}: not run ({skipped[name]})")
             continue
+        if not os.path.exists(os.path.join(out, f"{name}.json")):
+            continue
         result = load(out, name)
         lines.append(f"{result['title']} ({len(result['seeds'])} seeds): {result['verdict']}")
     return lines
@@ -95,7 +97,11 @@ def write_report(out, timings, full, skipped=()):
              "the claim, the test stated before running, the verdict, the plot.\n",
              "## Summary\n\n" + "\n".join(f"- {line}" for line in summary(out, skipped)) + "\n"]
     for name, title in STEPS:
-        parts.append(f"## {title}\n\n`python -m tinygrad_norm.experiments.{name}` ({timings[name]:.1f} s)\n")
+        result = os.path.join(out, "norm_axes.svg" if name == "graph" else f"{name}.json")
+        if name not in timings and name not in skipped and not os.path.exists(result):
+            continue
+        took = f"{timings[name]:.1f} s" if name in timings else "an earlier run"
+        parts.append(f"## {title}\n\n`python -m tinygrad_norm.experiments.{name}` ({took})\n")
         if name == "graph":
             parts.append(graph_section(out))
         elif name in skipped:
@@ -118,12 +124,18 @@ def _indent(message):
     return textwrap.indent(textwrap.dedent(message).strip("\n"), "    ")
 
 
-def run_demo(out="report", full=False, log=print, device="cpu"):
-    """Run every experiment into `out`; returns (the path of the report's README.md, the summary's lines)."""
+def run_demo(out="report", full=False, log=print, device="cpu", only=None):
+    """Run every experiment (or those named in `only`) into `out`; returns (the path of the report's README.md,
+    the summary's lines). The report covers every experiment whose results are in `out`, earlier ones too."""
+    unknown = set(only or ()) - {name for name, _ in STEPS}
+    if unknown:
+        raise ValueError(f"demo: no experiment named {', '.join(sorted(unknown))}; the experiments are "
+                         f"{', '.join(name for name, _ in STEPS)}")
+    steps = [(name, title) for name, title in STEPS if not only or name in only]
     os.makedirs(out, exist_ok=True)
     timings, skipped, start = {}, {}, time.perf_counter()
-    for i, (name, title) in enumerate(STEPS, 1):
-        log(f"[{i}/{len(STEPS)}] {title}")
+    for i, (name, title) in enumerate(steps, 1):
+        log(f"[{i}/{len(steps)}] {title}")
         t = time.perf_counter()
         why = run_step(name, full, out, device, lambda m: log(_indent(m)))
         if why:

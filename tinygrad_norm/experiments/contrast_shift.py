@@ -40,7 +40,7 @@ SHIFTS = [("contrast", a, lambda x, a=a: a * x) for a in CONTRASTS] + \
 def settings(quick):
     if quick:
         return dict(train=500, epochs=3, grid=(0.05,), seeds=3)
-    return dict(train=None, epochs=10, grid=(0.02, 0.05, 0.1), seeds=5)
+    return dict(train=None, epochs=10, grid=(0.01, 0.03, 0.1, 0.3), seeds=5)
 
 
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):

@@ -47,7 +47,7 @@ def frn_cnn():
 
 def settings(quick):
     return dict(train=640, epochs=3, grid=(0.02,), seeds=3) if quick else \
-        dict(train=None, epochs=10, grid=(0.01, 0.03, 0.1), seeds=3)
+        dict(train=None, epochs=10, grid=(0.003, 0.01, 0.03, 0.1), seeds=3)
 
 
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):

@@ -6,7 +6,6 @@ tests/test_distributed.py checks that equality; the MPI run is `sync_batchnorm`)
 
     python -m tinygrad_norm.experiments.ghost_batches [--quick] [--seeds N] [--device cuda]
 """
-import numpy as np
 
 from ..data import make_mnist1d
 from .models import conv1d_net
@@ -21,7 +20,7 @@ THRESHOLD = 0.01  # the smallest drop in test accuracy that counts as the effect
 def settings(quick):
     if quick:
         return dict(train=400, test=500, depth=6, width=16, epochs=2, grid=(0.05, 0.2), seeds=3)
-    return dict(train=4000, test=1000, depth=6, width=32, epochs=10, grid=(0.02, 0.05, 0.1, 0.2), seeds=5)
+    return dict(train=4000, test=1000, depth=6, width=32, epochs=10, grid=(0.01, 0.02, 0.05, 0.1, 0.2), seeds=5)
 
 
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):

@@ -32,7 +32,7 @@ def running_stats_error(model, x, device="cpu"):
 def settings(quick):
     if quick:
         return dict(train=400, epochs=3, grid=(0.05,), seeds=3)
-    return dict(train=None, epochs=15, grid=(0.01, 0.03, 0.1, 0.3), seeds=5)
+    return dict(train=None, epochs=15, grid=(0.003, 0.01, 0.03, 0.1, 0.3), seeds=5)
 
 
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):

@@ -104,15 +104,22 @@ def fit(model, data, lr, epochs, batch_size=32, seed=0, optimizer="sgd", evals_p
     return run
 
 
-def accuracy(model, x, y, device="cpu", batch_size=500):
-    """Fraction of `x` classified as `y`, in eval mode (running statistics)."""
+def evaluate(model, x, y, device="cpu", batch_size=500):
+    """(accuracy, mean cross-entropy) of `model` on (x, y), in eval mode (running statistics)."""
     model.eval()
-    correct = 0
+    correct, loss = 0, 0.0
     with tg.no_grad():
         for i in range(0, len(x), batch_size):
-            logits = tg.Tensor(x[i:i + batch_size], device=device)
-            correct += int((np.nan_to_num(model(logits).numpy()).argmax(1) == y[i:i + batch_size]).sum())
-    return correct / len(x)
+            logits = model(tg.Tensor(x[i:i + batch_size], device=device))
+            labels = y[i:i + batch_size]
+            loss += F.cross_entropy(logits, tg.Tensor(labels, device=device)).item() * len(labels)
+            correct += int((np.nan_to_num(logits.numpy()).argmax(1) == labels).sum())
+    return correct / len(x), loss / len(x)
+
+
+def accuracy(model, x, y, device="cpu"):
+    """Fraction of `x` classified as `y`, in eval mode (running statistics)."""
+    return evaluate(model, x, y, device)[0]
 
 
 def running_stat_layers(model):
@@ -136,17 +143,19 @@ def recalibrate(model, x, batch_size=32, device="cpu"):
 
 
 def choose_lr(make_model, data, grid, train, seed=0, device="cpu", log=None, label=""):
-    """The grid value whose run (seed 0, trained on data.x) ends with the best validation accuracy; a diverged
-    run scores 0. Returns (lr, {lr: final validation accuracy})."""
-    scores = {}
+    """The grid value whose run (seed 0, trained on data.x) ends with the best validation accuracy, ties going
+    to the lower validation loss (a small validation set ties often); a diverged run scores 0. Returns (lr,
+    {lr: validation accuracy}, {lr: validation loss})."""
+    scores, losses = {}, {}
     for lr in grid:
         seeded(seed)
         model = make_model().to(device)
         run = fit(model, data, lr, seed=seed, device=device, **train)
-        scores[lr] = 0.0 if run.diverged else accuracy(model, data.x_val, data.y_val, device)
+        scores[lr], losses[lr] = (0.0, math.inf) if run.diverged else evaluate(model, data.x_val, data.y_val, device)
         if log:
-            log(f"{label}: lr {lr:g} gives validation accuracy {scores[lr]:.3f}")
-    return max(grid, key=lambda lr: (scores[lr], -lr)), scores
+            log(f"{label}: lr {lr:g} gives validation accuracy {scores[lr]:.3f}, loss {losses[lr]:.4f}")
+    best = max(grid, key=lambda lr: (scores[lr], -losses[lr] if math.isfinite(losses[lr]) else -math.inf))
+    return best, scores, losses
 
 
 def summary(values):
@@ -171,14 +180,14 @@ def differs(a, b, at_least=0.0):
 def compare(methods, data, grid, train, seeds, measure, device="cpu", log=print):
     """The protocol for each method (label -> a function making a fresh model): choose its learning rate on the
     validation part (skipped for a grid of one), then train once per seed and score with `measure(model, run)`
-    (a dict of metric -> number; the test set is touched there, once). Returns {label: {"lr", "lr_grid",
-    "per_seed": {metric: [value per seed]}}}."""
+    (a dict of metric -> number; the test set is touched there, once). Returns {label: {"lr", "lr_grid" (the
+    validation accuracy of each rate), "lr_grid_loss", "per_seed": {metric: [value per seed]}}}."""
     results = {}
     for label, make in methods.items():
         if len(grid) > 1:
-            lr, scores = choose_lr(make, data, grid, train, device=device, log=log, label=label)
+            lr, scores, losses = choose_lr(make, data, grid, train, device=device, log=log, label=label)
         else:
-            lr, scores = grid[0], {}
+            lr, scores, losses = grid[0], {}, {}
         per_seed = {}
         for seed in seeds:
             seeded(seed)
@@ -186,7 +195,9 @@ def compare(methods, data, grid, train, seeds, measure, device="cpu", log=print)
             run = fit(model, data, lr, seed=seed, device=device, **train)
             for metric, value in measure(model, run).items():
                 per_seed.setdefault(metric, []).append(value)
-        results[label] = {"lr": lr, "lr_grid": {f"{k:g}": v for k, v in scores.items()}, "per_seed": per_seed}
+        results[label] = {"lr": lr, "lr_grid": {f"{k:g}": v for k, v in scores.items()},
+                          "lr_grid_loss": {f"{k:g}": v if math.isfinite(v) else None for k, v in losses.items()},
+                          "per_seed": per_seed}
         shown = next(iter(per_seed))
         log(f"{label}: lr {lr:g}, {shown} " + " ".join("n/r" if v is None else f"{v:.3f}" for v in per_seed[shown]))
     return results

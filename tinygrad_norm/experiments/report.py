@@ -55,7 +55,9 @@ def table(result, metrics, digits=3):
     head = ["method", "lr"] + list(metrics)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, m in methods.items():
-        lr = f"{m['lr']:g}" if m.get("lr") is not None else "–"
+        grid = [float(v) for v in m.get("lr_grid", {})]
+        edge = " (grid's edge)" if grid and m["lr"] in (min(grid), max(grid)) else ""
+        lr = f"{m['lr']:g}{edge}" if m.get("lr") is not None else "–"
         lines.append("| " + " | ".join([label, lr] + [cell(m["per_seed"].get(k, []), digits) for k in metrics]) + " |")
     return "\n".join(lines)
 

@@ -11,7 +11,6 @@ Each learning rate is chosen on the validation part; every process scores the sa
 
     mpiexec -n 4 python -m tinygrad_norm.experiments.sync_batchnorm [--quick] [--seeds N]
 """
-import numpy as np
 
 from .. import distributed as dist
 from .. import nn
@@ -26,7 +25,7 @@ STEP = 32  # samples per optimizer step, over all processes
 def settings(quick):
     if quick:
         return dict(train=400, test=300, width=16, epochs=1, grid=(0.1,), seeds=2)
-    return dict(train=4000, test=1000, width=32, epochs=10, grid=(0.02, 0.05, 0.1, 0.2), seeds=3)
+    return dict(train=4000, test=1000, width=32, epochs=10, grid=(0.01, 0.02, 0.05, 0.1, 0.2), seeds=3)
 
 
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):

@@ -9,7 +9,7 @@ tests/test_distributed.py checks that equality; the MPI run is `sync_batchnorm`)
 
 from ..data import make_mnist1d
 from .models import conv1d_net
-from .protocol import accuracy, compare, differs, recalibrate, split, summary
+from .protocol import accuracy, and_recalibrated, compare, differs, split, summary
 from .report import errorbars, figure, main, pm, save, save_figure
 
 GHOSTS = (2, 4, 8, 32)
@@ -32,12 +32,8 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     methods.update({kind: net(kind) for kind in OTHERS})
 
     def measure(model, run):
-        scores = {"test accuracy": accuracy(model, data.x_test, data.y_test, device),
-                  "final train loss": run.losses[-1]}
-        if any(hasattr(m, "k") for m in model.modules()):
-            recalibrate(model, data.x, device=device)
-            scores["test accuracy, recalibrated"] = accuracy(model, data.x_test, data.y_test, device)
-        return scores
+        test = lambda: {"test accuracy": accuracy(model, data.x_test, data.y_test, device)}
+        return and_recalibrated(model, {**test(), "final train loss": run.losses[-1]}, test, data.x, device=device)
 
     train = dict(epochs=s["epochs"], batch_size=32, log=None)
     results = compare(methods, data, s["grid"], train, seeds, measure, device, log)

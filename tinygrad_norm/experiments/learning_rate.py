@@ -6,7 +6,7 @@ so none is chosen on the validation part.
 """
 from ..data import load_digits
 from .models import mlp
-from .protocol import accuracy, compare, split
+from .protocol import accuracy, and_recalibrated, compare, split
 from .report import errorbars, figure, main, pm, save, save_figure
 
 WORKS = 0.8  # a rate "works" for a model when every seed ends at or above this test accuracy without diverging
@@ -23,8 +23,11 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     seeds = list(range(seeds or s["seeds"]))
     x, y, xt, yt = load_digits()
     data = split("digits", x[:s["train"]], y[:s["train"]], xt, yt)
-    measure = lambda model, run: {"test accuracy": 0.0 if run.diverged else accuracy(model, xt, yt, device),
-                                  "diverged": int(run.diverged)}
+    def measure(model, run):
+        if run.diverged:
+            return {"test accuracy": 0.0, "diverged": 1}
+        test = lambda: {"test accuracy": accuracy(model, xt, yt, device)}
+        return and_recalibrated(model, {**test(), "diverged": 0}, test, data.x, batch_size=64, device=device)
     results = {}
     for lr in s["rates"]:
         by_lr = compare({"BN": lambda: mlp(True), "no norm": lambda: mlp(False)}, data, (lr,),
@@ -47,7 +50,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
               "test": f"a rate works for a model when every seed ends at ≥ {WORKS:.0%} test accuracy without "
                       "diverging (loss NaN or above 1e4); held if BN's largest working rate is larger.",
               "verdict": verdict}
-    text = save(out, result, ["test accuracy", "diverged"])
+    text = save(out, result, ["test accuracy", "test accuracy, recalibrated", "diverged"])
     plot(out, result, s["rates"])
     return result, text
 

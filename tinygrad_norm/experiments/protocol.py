@@ -142,6 +142,15 @@ def recalibrate(model, x, batch_size=32, device="cpu"):
         m.momentum = momentum
 
 
+def and_recalibrated(model, scores, score, x, batch_size=32, device="cpu"):
+    """For a model with running statistics, `score()`'s metrics again after recalibrating them on x, each named
+    "<metric>, recalibrated", added to `scores` (returned)."""
+    if running_stat_layers(model):
+        recalibrate(model, x, batch_size, device)
+        scores.update({f"{metric}, recalibrated": value for metric, value in score().items()})
+    return scores
+
+
 def choose_lr(make_model, data, grid, train, seed=0, device="cpu", log=None, label=""):
     """The grid value whose run (seed 0, trained on data.x) ends with the best validation accuracy, ties going
     to the lower validation loss (a small validation set ties often); a diverged run scores 0. Returns (lr,

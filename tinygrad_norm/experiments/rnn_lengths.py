@@ -15,7 +15,7 @@ import numpy as np
 from .. import nn
 from ..data import make_mnist1d
 from ..module import Parameter
-from .protocol import Data, accuracy, compare, differs, recalibrate, summary
+from .protocol import Data, accuracy, and_recalibrated, compare, differs, summary
 from .report import errorbars, figure, main, pm, save, save_figure
 
 TRAIN_LENGTHS, TEST_LENGTHS, LONGEST = (8, 10, 12), (6, 10, 16, 20), 12
@@ -85,12 +85,8 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
             yield as_sequence(data.x[idx], int(rng.choice(TRAIN_LENGTHS))), data.y[idx]
 
     def measure(model, run):
-        scores = {f"test accuracy, T={t}": accuracy(model, as_sequence(xt, t), yt, device) for t in TEST_LENGTHS}
-        if any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
-            recalibrate(model, as_sequence(data.x, LONGEST), batch_size=s["batch"], device=device)
-            scores.update({f"recalibrated, T={t}": accuracy(model, as_sequence(xt, t), yt, device)
-                           for t in TEST_LENGTHS})
-        return scores
+        test = lambda: {f"test accuracy, T={t}": accuracy(model, as_sequence(xt, t), yt, device) for t in TEST_LENGTHS}
+        return and_recalibrated(model, test(), test, as_sequence(data.x, LONGEST), batch_size=s["batch"], device=device)
 
     methods = {label: (lambda norm=norm: SequenceClassifier(norm, s["hidden"])) for label, norm in VARIANTS.items()}
     train = dict(epochs=s["epochs"], optimizer="adam", batches=batches, log=None)
@@ -112,7 +108,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
               "test": f"held if LN's mean test accuracy over T = 16 and 20 beats BN per time step's by more than "
                       f"{THRESHOLD:.2f} and by twice the standard error of the difference.",
               "verdict": verdict}
-    text = save(out, result, [f"test accuracy, T={t}" for t in TEST_LENGTHS])
+    text = save(out, result, [f"test accuracy, T={t}{how}" for how in ("", ", recalibrated") for t in TEST_LENGTHS])
     plot(out, result)
     return result, text
 

@@ -17,6 +17,8 @@ from .report import errorbars, figure, main, pm, save, save_figure
 
 CONTRASTS, BRIGHTNESSES = (0.25, 0.5, 2.0, 4.0), (-1.0, -0.5, 0.5, 1.0)
 THRESHOLD = 0.01
+METRICS = ["clean test accuracy", "clean test accuracy, recalibrated", "kept, contrast 0.25", "kept, contrast 4",
+           "kept, brightness -1", "kept, brightness 1"]
 
 
 class Standardize(nn.Module):
@@ -84,9 +86,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
                       f"the padding is said to matter if IN without it keeps more at brightness ±1 by more than "
                       f"{THRESHOLD:.2f} and twice the standard error.",
               "verdict": verdict}
-    metrics = ["clean test accuracy", "clean test accuracy, recalibrated"] + [f"kept, contrast {a:g}" for a in (0.25, 4.0)] + \
-              [f"kept, brightness {b:g}" for b in (-1.0, 1.0)]
-    text = save(out, result, metrics)
+    text = save(out, result, METRICS)
     plot(out, result)
     return result, text
 

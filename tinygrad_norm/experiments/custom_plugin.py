@@ -15,6 +15,7 @@ from .protocol import accuracy, compare, split
 from .report import main, pm, save
 
 PACKAGE = pathlib.Path(__file__).resolve().parent / "frn_plugin"
+METRICS = ["test accuracy"]
 
 
 def install_into(site):
@@ -67,7 +68,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
               "claim": "a norm from another package plugs in by name, passes the checker and trains.",
               "test": "the conformance checker passes and the CNN learns (test accuracy above chance, 0.1).",
               "verdict": f"conformance {'PASS' if report.ok else 'FAIL'}; the plugin came from {norms.origin('frn')}."}
-    return result, save(out, result, ["test accuracy"])
+    return result, save(out, result, METRICS)
 
 
 def headline(result):

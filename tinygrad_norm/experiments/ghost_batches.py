@@ -15,6 +15,7 @@ from .report import errorbars, figure, main, pm, save, save_figure
 GHOSTS = (2, 4, 8, 32)
 OTHERS = ("group", "layer", "instance", "none")
 THRESHOLD = 0.01  # the smallest drop in test accuracy that counts as the effect, fixed before running
+METRICS = ["test accuracy", "test accuracy, recalibrated", "final train loss"]
 
 
 def settings(quick):
@@ -55,7 +56,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
               "test": f"the effect counts if BN at k=2 is below BN at k=32 by more than {THRESHOLD:.2f} and by more "
                       "than twice the standard error of the difference (test accuracy, running statistics).",
               "verdict": verdict}
-    text = save(out, result, ["test accuracy", "test accuracy, recalibrated", "final train loss"])
+    text = save(out, result, METRICS)
     plot(out, result)
     return result, text
 

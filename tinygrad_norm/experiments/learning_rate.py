@@ -10,6 +10,7 @@ from .protocol import accuracy, and_recalibrated, compare, split
 from .report import errorbars, figure, main, pm, save, save_figure
 
 WORKS = 0.8  # a rate "works" for a model when every seed ends at or above this test accuracy without diverging
+METRICS = ["test accuracy", "test accuracy, recalibrated", "diverged"]
 
 
 def settings(quick):
@@ -50,7 +51,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
               "test": f"a rate works for a model when every seed ends at ≥ {WORKS:.0%} test accuracy without "
                       "diverging (loss NaN or above 1e4); held if BN's largest working rate is larger.",
               "verdict": verdict}
-    text = save(out, result, ["test accuracy", "test accuracy, recalibrated", "diverged"])
+    text = save(out, result, METRICS)
     plot(out, result, s["rates"])
     return result, text
 

@@ -14,6 +14,8 @@ from .protocol import accuracy, compare, differs, recalibrate, split, summary
 from .report import figure, main, pm, save, save_figure
 
 TARGET, THRESHOLD = 0.95, 0.01
+METRICS = ["test accuracy", "test accuracy, recalibrated", "best validation accuracy", f"steps to {TARGET:.0%} validation",
+           "bn1 running-mean error", "bn1 error, recalibrated"]
 
 
 def build_model():
@@ -79,8 +81,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
                       f"error; better if its test accuracy is higher by more than {THRESHOLD:.2f} and twice the "
                       "standard error.",
               "verdict": verdict}
-    text = save(out, result, ["test accuracy", "test accuracy, recalibrated", "best validation accuracy", steps,
-                              "bn1 running-mean error", "bn1 error, recalibrated"])
+    text = save(out, result, METRICS)
     plot(out, result, results["steps per evaluation"])
     return result, text
 

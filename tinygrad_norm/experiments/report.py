@@ -32,24 +32,32 @@ def main(run, doc, quick_seeds=3, full_seeds=5, before=None):
         raise SystemExit(f"{doc.split(chr(10))[0]}\nerror: {e}") from None
 
 
-def cell(values, digits=3):
+def number(v):
+    """A per-seed number as the tables show it: integers whole, accuracies and losses to three decimals, small
+    errors to two significant digits, large values to one decimal."""
+    if isinstance(v, int):
+        return str(v)
+    if v != 0 and abs(v) < 0.01:
+        return f"{v:.2g}"
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"
+
+
+def cell(values):
     """'mean ± std (seed values)' for per-seed numbers; 'n/r' marks a seed that never reached its target."""
     if not values:
         return ""
     mean, std = summary(values)
-    show = " ".join("n/r" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in values)
-    if math.isnan(mean):
-        return f"never ({show})"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} ({show})"
+    show = " ".join("n/r" if v is None else number(v) for v in values)
+    return f"never ({show})" if math.isnan(mean) else f"{number(mean)} ± {number(std)} ({show})"
 
 
 def pm(values, digits=3):
-    """'mean ± std' of per-seed values."""
+    """'mean ± std' of per-seed values, to `digits` decimals."""
     mean, std = summary(values)
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def table(result, metrics, digits=3):
+def table(result, metrics):
     """A Markdown table: one row per method, its learning rate, then each metric as mean ± std (seeds)."""
     methods = result["methods"]
     head = ["method", "lr"] + list(metrics)
@@ -58,20 +66,24 @@ def table(result, metrics, digits=3):
         grid = [float(v) for v in m.get("lr_grid", {})]
         edge = " (grid's edge)" if grid and m["lr"] in (min(grid), max(grid)) else ""
         lr = f"{m['lr']:g}{edge}" if m.get("lr") is not None else "–"
-        lines.append("| " + " | ".join([label, lr] + [cell(m["per_seed"].get(k, []), digits) for k in metrics]) + " |")
+        lines.append("| " + " | ".join([label, lr] + [cell(m["per_seed"].get(k, [])) for k in metrics]) + " |")
     return "\n".join(lines)
 
 
-def save(out, result, metrics, digits=3):
-    """Write <out>/<name>.json and .md (the table, the claim, the verdict); returns the Markdown."""
+def save(out, result, metrics):
+    """Write <out>/<name>.json and the Markdown of it (write_table); returns the Markdown."""
     os.makedirs(out, exist_ok=True)
-    name = result["experiment"]
-    with open(os.path.join(out, f"{name}.json"), "w") as f:
+    with open(os.path.join(out, f"{result['experiment']}.json"), "w") as f:
         json.dump(result, f, indent=1, default=_plain)
-    text = (f"{table(result, metrics, digits)}\n\n{len(result['seeds'])} seeds ({', '.join(map(str, result['seeds']))}); "
+    return write_table(out, result, metrics)
+
+
+def write_table(out, result, metrics):
+    """<out>/<name>.md: the table of `metrics`, the seeds, the claim, the test stated in advance, the verdict."""
+    text = (f"{table(result, metrics)}\n\n{len(result['seeds'])} seeds ({', '.join(map(str, result['seeds']))}); "
             f"mean ± sample std, each seed in brackets.\n\n**Claim:** {result['claim']}  \n"
             f"**Test, fixed before running:** {result['test']}  \n**Verdict:** {result['verdict']}\n")
-    with open(os.path.join(out, f"{name}.md"), "w") as f:
+    with open(os.path.join(out, f"{result['experiment']}.md"), "w") as f:
         f.write(text)
     return text
 

@@ -1,6 +1,7 @@
-"""Norms inside an LSTM, tested on sequence lengths it never trained on. MNIST-1D-like signals are resampled to
-T steps of 4 values; training draws T from {8, 10, 12} per batch of 8 (a small batch), testing reads T = 6, 10,
-16 and 20. The norm sits on the input and hidden projections and on the cell state:
+"""Norms inside an LSTM, tested on sequence lengths it never trained on. The digits are read row by row, each
+image first resampled to T rows of 8 pixels (a taller or shorter copy of the same digit); training draws T from
+{6, 8, 10} per batch of 8 (a small batch), testing reads T = 4, 8, 12 and 16. The norm sits on the input and
+hidden projections and on the cell state:
 
     LN                      statistics per sample and step (Ba et al., 2016)
     BN shared across time   batch statistics at each step in training, one running average for all steps
@@ -13,21 +14,23 @@ T steps of 4 values; training draws T from {8, 10, 12} per batch of 8 (a small b
 import numpy as np
 
 from .. import nn
-from ..data import make_mnist1d
+from ..data import load_digits
 from ..module import Parameter
-from .protocol import Data, accuracy, and_recalibrated, compare, differs, summary
+from .protocol import accuracy, and_recalibrated, compare, differs, split, summary
 from .report import errorbars, figure, main, pm, save, save_figure
 
-TRAIN_LENGTHS, TEST_LENGTHS, LONGEST = (8, 10, 12), (6, 10, 16, 20), 12
+TRAIN_LENGTHS, TEST_LENGTHS, LONGEST, UNSEEN = (6, 8, 10), (4, 8, 12, 16), 10, (12, 16)
 THRESHOLD = 0.01
+METRICS = [f"test accuracy, T={t}{how}" for how in ("", ", recalibrated") for t in TEST_LENGTHS]
 
 
 def as_sequence(x, steps):
-    """(N, 1, L) signals -> (N, steps, 4): each resampled by linear interpolation to 4·steps points."""
-    pos = np.linspace(0, x.shape[-1] - 1, 4 * steps)
+    """(N, 1, H, W) images -> (N, steps, W): the rows resampled by linear interpolation to `steps` rows."""
+    rows = x.shape[2]
+    pos = np.linspace(0, rows - 1, steps)
     lo = np.floor(pos).astype(int)
-    hi, w = np.minimum(lo + 1, x.shape[-1] - 1), (pos - lo).astype(np.float32)
-    return (x[:, 0, lo] * (1 - w) + x[:, 0, hi] * w).reshape(len(x), steps, 4)
+    hi, w = np.minimum(lo + 1, rows - 1), (pos - lo).astype(np.float32)[:, None]
+    return x[:, 0, lo] * (1 - w) + x[:, 0, hi] * w
 
 
 class PerStepBatchNorm(nn.Module):
@@ -45,11 +48,11 @@ class PerStepBatchNorm(nn.Module):
 
 
 class SequenceClassifier(nn.Module):
-    """(N, T, 4) -> an LSTMCell with `norm` over T steps -> the last hidden state -> 10 logits."""
+    """(N, T, 8) -> an LSTMCell with `norm` over T steps -> the last hidden state -> 10 logits."""
 
     def __init__(self, norm, hidden=48):
         super().__init__()
-        self.cell, self.head = nn.LSTMCell(4, hidden, norm=norm), nn.Linear(hidden, 10)
+        self.cell, self.head = nn.LSTMCell(8, hidden, norm=norm), nn.Linear(hidden, 10)
 
     def forward(self, x):
         clocks = [m for m in self.modules() if isinstance(m, PerStepBatchNorm)]
@@ -67,16 +70,16 @@ VARIANTS = {"LN": "layer", "BN shared across time": lambda n: nn.BatchNorm1d(n),
 
 def settings(quick):
     if quick:
-        return dict(train=200, test=300, hidden=24, epochs=2, batch=8, grid=(1e-2,), seeds=3)
-    return dict(train=2000, test=1000, hidden=48, epochs=8, batch=8, grid=(1e-3, 3e-3, 1e-2), seeds=3)
+        return dict(train=200, hidden=24, epochs=2, batch=8, grid=(1e-2,), seeds=3)
+    return dict(train=None, hidden=48, epochs=10, batch=8, grid=(1e-3, 3e-3, 1e-2), seeds=3)
 
 
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     s = settings(quick)
     seeds = list(range(seeds or s["seeds"]))
-    x, y, xt, yt = make_mnist1d(s["train"] + s["train"] // 9, s["test"], seed=1)
-    n_val = s["train"] // 9
-    data = Data("MNIST-1D-like sequences", x[n_val:], y[n_val:], as_sequence(x[:n_val], 10), y[:n_val], xt, yt)
+    x, y, xt, yt = load_digits()
+    data = split("digits read row by row", x[:s["train"]], y[:s["train"]], xt, yt)
+    data.x_val = as_sequence(data.x_val, 8)  # validation reads T = 8, a length trained on
 
     def batches(rng):
         order = rng.permutation(len(data.x))
@@ -92,23 +95,25 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     train = dict(epochs=s["epochs"], optimizer="adam", batches=batches, log=None)
     results = compare(methods, data, s["grid"], train, seeds, measure, device, log)
     unseen = lambda label: [np.mean(v) for v in zip(*(results[label]["per_seed"][f"test accuracy, T={t}"]
-                                                       for t in (16, 20)))]
+                                                       for t in UNSEEN))]
     ln, per_step = unseen("LN"), unseen("BN per time step")
     gap = summary(ln)[0] - summary(per_step)[0]
-    verdict = (f"held: at the unseen lengths 16 and 20, LN beats BN per time step by {gap:.3f}." if differs(ln, per_step, THRESHOLD) and gap > 0
-               else f"not shown: at the unseen lengths 16 and 20, LN − BN per time step = {gap:+.3f}, within the "
-                    "threshold or the seeds' spread.")
+    lengths = " and ".join(map(str, UNSEEN))
+    verdict = (f"held: at the unseen lengths {lengths}, LN beats BN per time step by {gap:.3f}."
+               if differs(ln, per_step, THRESHOLD) and gap > 0 else
+               f"not shown: at the unseen lengths {lengths}, LN − BN per time step = {gap:+.3f}, within the "
+               "threshold or the seeds' spread, or the other way round.")
     result = {"experiment": "rnn_lengths", "title": "LSTM with LN, BN shared across time, BN per step, none",
-              "data": f"{data.name}: {len(data.x)} train (T drawn from {TRAIN_LENGTHS}), {n_val} validation (T=10), "
-                      f"{len(xt)} test at T in {TEST_LENGTHS}",
+              "data": f"{data.name}: {len(data.x)} train (T drawn from {TRAIN_LENGTHS}), {len(data.x_val)} "
+                      f"validation (T=8), {len(xt)} test at T in {TEST_LENGTHS}",
               "seeds": seeds, "settings": {**s, "seeds": len(seeds), "optimizer": "Adam, cosine decay"},
               "methods": results,
               "claim": "BN's per-time-step statistics do not carry over to sequence lengths not seen in training; "
                        "LN, per sample and step, does (Ba et al., 2016; Cooijmans et al., 2017).",
-              "test": f"held if LN's mean test accuracy over T = 16 and 20 beats BN per time step's by more than "
+              "test": f"held if LN's mean test accuracy over T = {lengths} beats BN per time step's by more than "
                       f"{THRESHOLD:.2f} and by twice the standard error of the difference.",
               "verdict": verdict}
-    text = save(out, result, [f"test accuracy, T={t}{how}" for how in ("", ", recalibrated") for t in TEST_LENGTHS])
+    text = save(out, result, METRICS)
     plot(out, result)
     return result, text
 
@@ -121,7 +126,7 @@ def plot(out, result):
                   offset=0.06 * (i - 1.5))
     ax.axvspan(0.6, 1.4, color="0.9", zorder=0)
     ax.set(xlabel="test sequence length T (shaded: a length trained on)", ylabel="test accuracy", ylim=(0, 1),
-           title=f"LSTM trained on T ∈ {{8, 10, 12}}, mean ± std of {len(result['seeds'])} seeds")
+           title=f"LSTM trained on T ∈ {{6, 8, 10}}, mean ± std of {len(result['seeds'])} seeds")
     ax.legend(fontsize=7, loc="lower left")
     save_figure(fig, out, "rnn_lengths")
 
@@ -129,7 +134,7 @@ def plot(out, result):
 def headline(result):
     at = lambda label, t: pm(result["methods"][label]["per_seed"][f"test accuracy, T={t}"])
     return "; ".join(f"test accuracy at T = {t}{' (seen)' if t in TRAIN_LENGTHS else ''}: "
-                     + ", ".join(f"{label} {at(label, t)}" for label in VARIANTS) for t in (10, 20))
+                     + ", ".join(f"{label} {at(label, t)}" for label in VARIANTS) for t in (8, 16))
 
 
 if __name__ == "__main__":

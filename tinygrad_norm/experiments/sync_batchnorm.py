@@ -20,6 +20,7 @@ from .protocol import accuracy, and_recalibrated, compare, differs, split, summa
 from .report import errorbars, figure, main, pm, save, save_figure
 
 STEP = 32  # samples per optimizer step, over all processes
+METRICS = ["test accuracy", "test accuracy, recalibrated"]
 
 
 def settings(quick):
@@ -71,7 +72,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
               "test": "held if SyncBatchNorm's test accuracy beats local BN's by more than 0.01 and twice the "
                       "standard error of the difference.",
               "verdict": verdict}
-    text = save(out, result, ["test accuracy", "test accuracy, recalibrated"])
+    text = save(out, result, METRICS)
     fig, ax = figure(figsize=(5.5, 3.4))
     for i, label in enumerate(methods):
         errorbars(ax, [label], [results[label]["per_seed"]["test accuracy"]], label, offset=i)

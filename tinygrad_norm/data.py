@@ -1,4 +1,5 @@
-"""Datasets, batching, and the bundled real data (scikit-learn's 8x8 handwritten digits; nothing is downloaded)."""
+"""Datasets, batching, and the bundled data: scikit-learn's 8x8 handwritten digits, and MNIST-1D-like sequences generated
+here (make_mnist1d); nothing is downloaded."""
 import numpy as np
 
 from . import world

@@ -71,7 +71,7 @@ VARIANTS = {"LN": "layer", "BN shared across time": lambda n: nn.BatchNorm1d(n),
 def settings(quick):
     if quick:
         return dict(train=200, hidden=24, epochs=2, batch=8, grid=(1e-2,), seeds=3)
-    return dict(train=None, hidden=48, epochs=10, batch=8, grid=(1e-3, 3e-3, 1e-2), seeds=3)
+    return dict(train=None, hidden=48, epochs=10, batch=8, grid=(1e-3, 3e-3, 1e-2, 3e-2), seeds=3)
 
 
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):

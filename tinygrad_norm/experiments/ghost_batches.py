@@ -21,7 +21,7 @@ METRICS = ["test accuracy", "test accuracy, recalibrated", "final train loss"]
 def settings(quick):
     if quick:
         return dict(train=400, test=500, depth=6, width=16, epochs=2, grid=(0.05, 0.2), seeds=3)
-    return dict(train=4000, test=1000, depth=6, width=32, epochs=10, grid=(0.01, 0.02, 0.05, 0.1, 0.2), seeds=5)
+    return dict(train=4000, test=1000, depth=6, width=32, epochs=10, grid=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2), seeds=5)
 
 
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):

@@ -92,8 +92,9 @@ def graph_section(out):
 
 
 def write_report(out, timings, full, skipped=()):
-    parts = [f"# tinygrad_norm demo report\n\n{'Full' if full else 'Quick'} run, {sum(timings.values()):.0f} s "
-             "in all. Each section: what was measured, the table (mean ± std over seeds, each seed in brackets), "
+    took = f", {sum(timings.values()):.0f} s in all" if timings else ""
+    parts = [f"# tinygrad_norm demo report\n\n{'Full' if full else 'Quick'} run{took}. Each section: what was "
+             "measured, the table (mean ± std over seeds, each seed in brackets), "
              "the claim, the test stated before running, the verdict, the plot.\n",
              "## Summary\n\n" + "\n".join(f"- {line}" for line in summary(out, skipped)) + "\n"]
     for name, title in STEPS:

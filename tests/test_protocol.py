@@ -3,7 +3,6 @@ and how tables show numbers."""
 import numpy as np
 import pytest
 
-import tinygrad_norm as tg
 from tinygrad_norm import nn
 from tinygrad_norm.data import make_mnist1d
 from tinygrad_norm.experiments import protocol

@@ -3,7 +3,6 @@
 import functools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -179,7 +178,7 @@ def mpi_unavailable():
         import mpi4py  # noqa: F401  (imported only to see that it is there)
     except ImportError:
         return "mpi4py is not installed (pip install 'tinygrad-norm[dist]')"
-    launcher = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    launcher = world.find_mpiexec()
     if launcher is None:
         return "no mpiexec found next to Python or on PATH (pip install mpich)"
     probe = "from mpi4py import MPI; assert MPI.COMM_WORLD.Get_size() == 2"
@@ -195,7 +194,7 @@ def mpiexec(processes, *args, timeout=300):
     why = mpi_unavailable()
     if why:
         pytest.skip(f"MPI cannot start here: {why}")
-    launcher = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    launcher = world.find_mpiexec()
     job = subprocess.Popen([launcher, "-n", str(processes), sys.executable, *args], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

@@ -4,13 +4,13 @@ and print the summary. The experiments are modules of the installed package (tin
 the demo runs from a wheel; the one that needs several processes runs under `mpiexec -n 4` where it is found."""
 import importlib
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 import time
 
 from .experiments.report import load
+from .world import find_mpiexec
 
 STEPS = [  # (module in tinygrad_norm.experiments, what it measures)
     ("lenet_bn", "LeNet with and without BatchNorm, each at its own learning rate (seed 001)"),
@@ -25,18 +25,13 @@ STEPS = [  # (module in tinygrad_norm.experiments, what it measures)
 PROCESSES = {"sync_batchnorm": 4}
 
 
-def mpiexec():
-    """The MPI launcher next to this Python or on PATH (the mpich wheel puts one beside Python), or None."""
-    return shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-
-
 def run_step(name, full, out, device, log):
     """One experiment, in this process or, for one that needs several, under mpiexec; returns None or why it
     could not run."""
     if name not in PROCESSES:
         importlib.import_module(f"tinygrad_norm.experiments.{name}").run(quick=not full, out=out, device=device, log=log)
         return None
-    launcher = mpiexec()
+    launcher = find_mpiexec()
     if launcher is None:
         return "no mpiexec found next to Python or on PATH (pip install 'tinygrad-norm[dist]')"
     command = [launcher, "-n", str(PROCESSES[name]), sys.executable, "-m", f"tinygrad_norm.experiments.{name}",

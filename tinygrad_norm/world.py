@@ -14,6 +14,8 @@ MPI; the internal ones (`World.all_reduce`, ...), used on the hot path where the
 do not.
 """
 import os
+import shutil
+import sys
 
 import numpy as np
 
@@ -88,6 +90,11 @@ _world = None
 def launched_by_mpi():
     """The launcher variable that says this process was started by an MPI launcher, or None."""
     return next((v for v in LAUNCHER_VARIABLES if v in os.environ), None)
+
+
+def find_mpiexec():
+    """The MPI launcher next to this Python (the mpich wheel puts one there) or on PATH, or None."""
+    return shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
 
 
 def init():

@@ -44,20 +44,17 @@ def run_step(name, full, out, device, log):
     return None
 
 
+def results(out):
+    """{name: result} for every experiment whose result JSON is in `out`, in the demo's order."""
+    return {name: load(out, name) for name, _ in STEPS if os.path.exists(os.path.join(out, f"{name}.json"))}
+
+
 def summary(out, skipped=()):
     """The one-screen summary: each experiment's verdict, measured against the test it stated in advance."""
-    lines = []
-    for name, _ in STEPS:
-        if name == "graph":
-            continue
-        if name in skipped:
-            lines.append(f"{name}: not run ({skipped[name]})")
-            continue
-        if not os.path.exists(os.path.join(out, f"{name}.json")):
-            continue
-        result = load(out, name)
-        lines.append(f"{result['title']} ({len(result['seeds'])} seeds): {result['verdict']}")
-    return lines
+    found = results(out)
+    return [f"{name}: not run ({skipped[name]})" if name in skipped else
+            f"{found[name]['title']} ({len(found[name]['seeds'])} seeds): {found[name]['verdict']}"
+            for name, _ in STEPS if name in skipped or name in found]
 
 
 def claims_table(out, links=""):
@@ -65,10 +62,7 @@ def claims_table(out, links=""):
     claim, the numbers behind it (mean ± std over seeds) and the verdict its stated test gave. `links` prefixes
     the links to each experiment's table (the README's point into examples/results/full/)."""
     lines = ["| claim | measured (mean ± std over seeds) | verdict by the test stated in advance |", "|---|---|---|"]
-    for name, _ in STEPS:
-        if name == "graph" or not os.path.exists(os.path.join(out, f"{name}.json")):
-            continue
-        result = load(out, name)
+    for name, result in results(out).items():
         measured = importlib.import_module(f"tinygrad_norm.experiments.{name}").headline(result)
         lines.append(f"| {result['claim']} ([{name}]({links}{name}.md), {len(result['seeds'])} seeds) | {measured} | "
                      f"{result['verdict']} |")
@@ -87,11 +81,14 @@ def graph_section(out):
 
 
 def write_report(out, timings, full, skipped=()):
+    """<out>/README.md (the summary, then each experiment's table and plot) and <out>/claims.md; returns (the
+    README's path, the summary's lines)."""
+    lines = summary(out, skipped)
     took = f", {sum(timings.values()):.0f} s in all" if timings else ""
     parts = [f"# tinygrad_norm demo report\n\n{'Full' if full else 'Quick'} run{took}. Each section: what was "
              "measured, the table (mean ± std over seeds, each seed in brackets), "
              "the claim, the test stated before running, the verdict, the plot.\n",
-             "## Summary\n\n" + "\n".join(f"- {line}" for line in summary(out, skipped)) + "\n"]
+             "## Summary\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"]
     for name, title in STEPS:
         result = os.path.join(out, "norm_axes.svg" if name == "graph" else f"{name}.json")
         if name not in timings and name not in skipped and not os.path.exists(result):
@@ -112,7 +109,7 @@ def write_report(out, timings, full, skipped=()):
     path = os.path.join(out, "README.md")
     with open(path, "w") as f:
         f.write("\n".join(parts))
-    return path
+    return path, lines
 
 
 def _indent(message):
@@ -139,4 +136,4 @@ def run_demo(out="report", full=False, log=print, device="cpu", only=None):
             log(_indent(f"not run: {why}"))
         timings[name] = time.perf_counter() - t
         log(f"    done in {timings[name]:.1f} s ({time.perf_counter() - start:.0f} s so far)")
-    return write_report(out, timings, full, skipped), summary(out, skipped)
+    return write_report(out, timings, full, skipped)

@@ -10,9 +10,8 @@ image (zero mean, unit variance) and uses no norm in the net.
 import numpy as np
 
 from .. import nn
-from ..data import load_digits
 from .models import digits_cnn
-from .protocol import accuracy, and_recalibrated, compare, differs, split, summary
+from .protocol import accuracy, and_recalibrated, compare, differs, digits, summary
 from .report import errorbars, figure, main, pm, save, save_figure
 
 CONTRASTS, BRIGHTNESSES = (0.25, 0.5, 2.0, 4.0), (-1.0, -0.5, 0.5, 1.0)
@@ -48,8 +47,8 @@ def settings(quick):
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     s = settings(quick)
     seeds = list(range(seeds or s["seeds"]))
-    x, y, xt, yt = load_digits()
-    data = split("digits", x[:s["train"]], y[:s["train"]], xt, yt)
+    data = digits(s["train"])
+    xt, yt = data.x_test, data.y_test
 
     def measure(model, run):
         clean = accuracy(model, xt, yt, device)
@@ -77,7 +76,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
                + f" Standardizing the input keeps {summary(kept('standardized input, none', 'brightness', (-1.0, 1.0)))[0]:.1%}"
                " at brightness ±1 with no norm in the net.")
     result = {"experiment": "contrast_shift", "title": "Accuracy kept under contrast and brightness shifts",
-              "data": f"digits: {len(data.x)} train, {len(data.x_val)} validation, {len(xt)} test",
+              "data": data.description,
               "seeds": seeds, "settings": {**s, "seeds": len(seeds), "optimizer": "SGD momentum 0.9, cosine decay"},
               "methods": results,
               "claim": "IN removes per-image contrast (style); the norms that pool over other images or channels "

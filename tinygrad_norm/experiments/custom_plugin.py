@@ -10,8 +10,7 @@ import subprocess
 import sys
 
 from .. import nn, norms
-from ..data import load_digits
-from .protocol import accuracy, compare, split
+from .protocol import accuracy, compare, digits
 from .report import main, pm, save
 
 PACKAGE = pathlib.Path(__file__).resolve().parent / "frn_plugin"
@@ -57,12 +56,12 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     how = ensure_installed(out, log)
     report = norms.check("frn")
     log(str(report))
-    x, y, xt, yt = load_digits()
-    data = split("digits", x[:s["train"]], y[:s["train"]], xt, yt)
+    data = digits(s["train"])
+    xt, yt = data.x_test, data.y_test
     results = compare({"CNN with nn.Norm('frn', C)": frn_cnn}, data, s["grid"], dict(epochs=s["epochs"], log=None),
                       seeds, lambda model, run: {"test accuracy": accuracy(model, xt, yt, device)}, device, log)
     result = {"experiment": "custom_plugin", "title": "A third-party plugin, installed and used by name",
-              "data": f"digits: {len(data.x)} train, {len(data.x_val)} validation, {len(xt)} test", "seeds": seeds,
+              "data": data.description, "seeds": seeds,
               "settings": {**s, "seeds": len(seeds)}, "methods": results, "from": norms.origin("frn"),
               "install": how, "conformance": "PASS" if report.ok else "FAIL",
               "claim": "a norm from another package plugs in by name, passes the checker and trains.",

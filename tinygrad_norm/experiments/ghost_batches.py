@@ -48,7 +48,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
         verdict = (f"no effect by the stated test: BN at k=2 vs k=32 differ by {drop:+.3f}, within the threshold "
                    "or the seeds' spread.")
     result = {"experiment": "ghost_batches", "title": "BN's statistics over k samples, the gradient batch fixed at 32",
-              "data": f"{data.name}: {len(data.x)} train, {len(data.x_val)} validation, {len(data.x_test)} test",
+              "data": data.description,
               "seeds": seeds, "settings": {**s, "seeds": len(seeds), "optimizer": "SGD momentum 0.9, cosine decay"},
               "methods": results,
               "claim": "BN degrades when its statistics come from few samples; GN, which never pools over the batch, "

@@ -4,9 +4,8 @@ so none is chosen on the validation part.
 
     python -m tinygrad_norm.experiments.learning_rate [--quick] [--seeds N] [--device cuda]
 """
-from ..data import load_digits
 from .models import mlp
-from .protocol import accuracy, and_recalibrated, compare, split
+from .protocol import accuracy, and_recalibrated, compare, digits
 from .report import errorbars, figure, main, pm, save, save_figure
 
 WORKS = 0.8  # a rate "works" for a model when every seed ends at or above this test accuracy without diverging
@@ -22,8 +21,8 @@ def settings(quick):
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     s = settings(quick)
     seeds = list(range(seeds or s["seeds"]))
-    x, y, xt, yt = load_digits()
-    data = split("digits", x[:s["train"]], y[:s["train"]], xt, yt)
+    data = digits(s["train"])
+    xt, yt = data.x_test, data.y_test
     def measure(model, run):
         if run.diverged:
             return {"test accuracy": 0.0, "diverged": 1}

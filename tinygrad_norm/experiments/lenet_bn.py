@@ -8,9 +8,8 @@ to a validation target, and how far bn1's running statistics are from the data's
 import numpy as np
 
 import tinygrad_norm as tg
-from ..data import load_digits
 from .models import LeNet
-from .protocol import accuracy, compare, differs, recalibrate, split, summary
+from .protocol import accuracy, compare, differs, digits, recalibrate, summary
 from .report import figure, main, pm, save, save_figure
 
 TARGET, THRESHOLD = 0.95, 0.01
@@ -40,8 +39,8 @@ def settings(quick):
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     s = settings(quick)
     seeds = list(range(seeds or s["seeds"]))
-    x, y, xt, yt = load_digits()
-    data = split("digits", x[:s["train"]], y[:s["train"]], xt, yt)
+    data = digits(s["train"])
+    xt, yt = data.x_test, data.y_test
 
     def measure(model, run):
         scores = {"test accuracy": accuracy(model, xt, yt, device), "best validation accuracy": max(run.val_accuracy),
@@ -72,7 +71,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     verdict = (("faster" if faster else "not faster by the test") + f" ({speed}), and "
                + ("better" if better else "not better by the test") + f" (test accuracy {acc_gap:+.3f} with BN).")
     result = {"experiment": "lenet_bn", "title": "LeNet with and without BN, each at its own learning rate",
-              "data": f"digits: {len(data.x)} train, {len(data.x_val)} validation, {len(xt)} test",
+              "data": data.description,
               "seeds": seeds, "settings": {**s, "seeds": len(seeds), "optimizer": "SGD momentum 0.9, cosine decay",
                                            "evaluations": "validation accuracy 4 times per epoch"},
               "methods": {k: v for k, v in results.items() if isinstance(v, dict)},

@@ -13,7 +13,7 @@ import numpy as np
 
 import tinygrad_norm as tg
 from .. import optim
-from ..data import DataLoader, TensorDataset
+from ..data import DataLoader, TensorDataset, load_digits
 from ..nn import functional as F
 
 
@@ -28,6 +28,10 @@ class Data:
     x_test: np.ndarray
     y_test: np.ndarray
 
+    @property
+    def description(self):
+        return f"{self.name}: {len(self.x)} train, {len(self.x_val)} validation, {len(self.x_test)} test"
+
 
 def split(name, x, y, x_test, y_test, val_fraction=0.1, seed=0):
     """Data with `val_fraction` of (x, y) held out for validation, by a fixed permutation."""
@@ -35,6 +39,12 @@ def split(name, x, y, x_test, y_test, val_fraction=0.1, seed=0):
     n_val = int(round(len(x) * val_fraction))
     val, train = order[:n_val], order[n_val:]
     return Data(name, x[train], y[train], x[val], y[val], x_test, y_test)
+
+
+def digits(limit=None, name="digits"):
+    """The digits split: the first `limit` training images (all for None), 10 % of them for validation."""
+    x, y, x_test, y_test = load_digits()
+    return split(name, x[:limit], y[:limit], x_test, y_test)
 
 
 def seeded(seed):

@@ -14,9 +14,8 @@ hidden projections and on the cell state:
 import numpy as np
 
 from .. import nn
-from ..data import load_digits
 from ..module import Parameter
-from .protocol import accuracy, and_recalibrated, compare, differs, split, summary
+from .protocol import accuracy, and_recalibrated, compare, differs, digits, summary
 from .report import errorbars, figure, main, pm, save, save_figure
 
 TRAIN_LENGTHS, TEST_LENGTHS, LONGEST, UNSEEN = (6, 8, 10), (4, 8, 12, 16), 10, (12, 16)
@@ -77,8 +76,8 @@ def settings(quick):
 def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     s = settings(quick)
     seeds = list(range(seeds or s["seeds"]))
-    x, y, xt, yt = load_digits()
-    data = split("digits read row by row", x[:s["train"]], y[:s["train"]], xt, yt)
+    data = digits(s["train"], "digits read row by row")
+    xt, yt = data.x_test, data.y_test
     data.x_val = as_sequence(data.x_val, 8)  # validation reads T = 8, a length trained on
 
     def batches(rng):

@@ -64,7 +64,7 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     verdict = ((f"synchronizing recovers {gain:.3f} of test accuracy" if differs(synced, local, 0.01) and gain > 0
                 else f"no difference by the test ({gain:+.3f})") + f" at {share} samples per process.")
     result = {"experiment": "sync_batchnorm", "title": f"{size} processes x {share} samples: local BN, synced BN, GN",
-              "data": f"{data.name}: {len(data.x)} train, {len(data.x_val)} validation, {len(data.x_test)} test",
+              "data": data.description,
               "seeds": seeds, "settings": {**s, "seeds": len(seeds), "processes": size, "per process": share},
               "methods": results,
               "claim": "SyncBatchNorm, statistics over every process's samples, is the remedy for BN's small "

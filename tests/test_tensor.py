@@ -20,15 +20,20 @@ def test_construction_and_default_dtype():
     assert tg.Tensor(t).data is t.data
 
 
-def test_scalars_keep_the_tensor_dtype():
+def test_scalars_keep_the_tensor_dtype_and_arrays_count_as_tensors():
     x = tg.Tensor(np.ones(3, np.float32))
-    for y in (x * 2.5, 2.5 * x, x / np.float64(3), x ** 2, np.ones(3) + x):
+    for y in (x * 2.5, 2.5 * x, x / np.float64(3), x ** 2, x + [1, 2, 3], np.float32(2) * x):
         assert isinstance(y, tg.Tensor) and y.dtype == np.float32
+    assert (np.ones(3) + x).dtype == np.float64  # a float64 array is a tensor, not a weak scalar (PyTorch's rule)
 
 
 def test_integer_tensors_cannot_require_grad():
     with pytest.raises(TypeError, match="floating-point.*int64"):
         tg.Tensor(np.arange(3), requires_grad=True)
+    t = tg.Tensor(np.arange(3))
+    with pytest.raises(TypeError, match="floating-point.*int64"):
+        t.requires_grad = True  # refused where it is set, not later inside an op
+    assert not t.requires_grad
 
 
 def test_numpy_item_detach_tolist():

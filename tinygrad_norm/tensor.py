@@ -1,4 +1,5 @@
 """Tensor: an array (NumPy or CuPy) plus what autograd needs (requires_grad, grad, the op that made it)."""
+import math
 import operator
 
 import numpy as np
@@ -6,8 +7,9 @@ import numpy as np
 from . import autograd, ops
 from .backend import (as_numpy, check_device, check_dtype, check_same_device, device_of, get_array_module,
                       is_array, module_for, to_device)
+from .dtypes import DEFAULT_FLOAT, float_of, is_weak, result_type, sum_of
 
-DEFAULT_DTYPE = np.float32
+DEFAULT_DTYPE = DEFAULT_FLOAT.type
 
 
 class Tensor:
@@ -15,7 +17,7 @@ class Tensor:
 
     Arrays given as NumPy/CuPy keep their dtype; lists and Python numbers become float32 (or `dtype`).
     """
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retain", "name", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_retain", "name", "__weakref__")
     __array_priority__ = 1000  # make `ndarray + Tensor` defer to Tensor.__radd__
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -34,10 +36,20 @@ class Tensor:
         self._init(data, requires_grad)
 
     def _init(self, data, requires_grad):
-        if requires_grad and data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require grad; this one is {data.dtype}")
-        self.data, self.requires_grad = data, bool(requires_grad)
+        self.data = data
+        self.requires_grad = requires_grad
         self.grad, self._ctx, self._retain, self.name = None, None, False, None
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad; this one is {self.data.dtype} (cast it "
+                            f"first, e.g. t.astype('float32'))")
+        self._requires_grad = bool(value)
 
     @classmethod
     def _from_array(cls, data, requires_grad=False):
@@ -83,8 +95,14 @@ class Tensor:
         return Tensor._from_array(to_device(self.data, device), self.requires_grad)
 
     def astype(self, dtype):
+        """This tensor in `dtype`; differentiable between floating-point dtypes (the gradient is cast back), a
+        constant when cast to an integer or bool dtype (as PyTorch's .to(dtype))."""
         dtype = check_dtype(dtype)
-        return Tensor._from_array(self.data.astype(dtype), self.requires_grad and dtype.kind == "f")
+        if dtype == self.dtype:
+            return self
+        if dtype.kind != "f" or not self.requires_grad:
+            return Tensor._from_array(self.data.astype(dtype))
+        return ops.Cast.apply(self, dtype=dtype)
 
     def __repr__(self):
         body = np.array2string(self.numpy(), precision=4, separator=", ", threshold=20, edgeitems=2,
@@ -126,42 +144,62 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
-    # ---- conversion of the other operand ------------------------------------------------------------
-    def _lift(self, other):
-        """Numbers and lists become constant tensors of this tensor's dtype and device. An array stays on its own
-        device, so an op mixing a host array with a GPU tensor is the op's DeviceError, not a silent copy."""
-        if isinstance(other, Tensor):
-            return other
-        xp = get_array_module(other if is_array(other) else self.data)
-        return Tensor._from_array(xp.asarray(other, dtype=self.dtype))
+    # ---- the other operand, and the one dtype both are computed in -----------------------------------
+    def _pair(self, other, reverse=False):
+        """(self, other), or (other, self) with reverse, as Tensors of the dtype the promotion rule gives them
+        (dtypes.result_type). The common cases decide nothing: a Tensor of the same dtype, a Python number
+        beside a floating-point tensor."""
+        dtype = self.data.dtype
+        if isinstance(other, Tensor) and other.data.dtype == dtype:
+            pair = (self, other)
+        elif type(other) in (float, int) and dtype.kind == "f":
+            pair = (self, Tensor._from_array(get_array_module(self.data).asarray(other, dtype=dtype)))
+        else:
+            pair = promoted(self, other)
+        return pair[::-1] if reverse else pair
+
+    def _floating(self):
+        """self, cast to the default float dtype when it is bool or an integer (exp, log, division, ...)."""
+        return self if self.data.dtype.kind == "f" else self.astype(float_of(self.data.dtype))
+
+    def _not_bool(self, op):
+        if self.data.dtype == bool:
+            raise TypeError(f"{op} is not defined on a bool tensor (as in PyTorch); cast it first, e.g. t.astype('int64')")
+        return self
 
     # ---- arithmetic -------------------------------------------------------------------------------
-    def __add__(self, o): return ops.Add.apply(self, self._lift(o))
-    def __radd__(self, o): return ops.Add.apply(self._lift(o), self)
-    def __sub__(self, o): return ops.Sub.apply(self, self._lift(o))
-    def __rsub__(self, o): return ops.Sub.apply(self._lift(o), self)
-    def __mul__(self, o): return ops.Mul.apply(self, self._lift(o))
-    def __rmul__(self, o): return ops.Mul.apply(self._lift(o), self)
-    def __truediv__(self, o): return ops.Div.apply(self, self._lift(o))
-    def __rtruediv__(self, o): return ops.Div.apply(self._lift(o), self)
-    def __neg__(self): return ops.Neg.apply(self)
-    def __matmul__(self, o): return ops.MatMul.apply(self, self._lift(o))
-    def __rmatmul__(self, o): return ops.MatMul.apply(self._lift(o), self)
+    def __add__(self, o): return ops.Add.apply(*self._pair(o))
+    def __radd__(self, o): return ops.Add.apply(*self._pair(o, reverse=True))
+    def __sub__(self, o): return ops.Sub.apply(*_no_bool_subtraction(self._pair(o)))
+    def __rsub__(self, o): return ops.Sub.apply(*_no_bool_subtraction(self._pair(o, reverse=True)))
+    def __mul__(self, o): return ops.Mul.apply(*self._pair(o))
+    def __rmul__(self, o): return ops.Mul.apply(*self._pair(o, reverse=True))
+    def __truediv__(self, o): return ops.Div.apply(*(t._floating() for t in self._pair(o)))
+    def __rtruediv__(self, o): return ops.Div.apply(*(t._floating() for t in self._pair(o, reverse=True)))
+    def __neg__(self): return ops.Neg.apply(self._not_bool("negation, the - operator,"))
+    def __matmul__(self, o): return ops.MatMul.apply(*self._pair(o))
+    def __rmatmul__(self, o): return ops.MatMul.apply(*self._pair(o, reverse=True))
     def __getitem__(self, index): return ops.GetItem.apply(self, index=_raw_index(index))
 
     def __pow__(self, o):
-        if isinstance(o, (int, float)):
-            return ops.PowScalar.apply(self, p=o)
-        return ops.Pow.apply(self, self._lift(o))
+        if type(o) in (int, float):  # a Python exponent: one op, a closed-form derivative
+            base, _ = self._pair(o)
+            if base.dtype.kind != "f" and o < 0:
+                raise ValueError(f"integers to negative integer powers are not allowed (a {base.dtype} tensor ** {o}); "
+                                 f"cast the tensor to a float dtype first")
+            return ops.PowScalar.apply(base, p=o)
+        return ops.Pow.apply(*self._pair(o))
 
-    def __rpow__(self, o): return ops.Pow.apply(self._lift(o), self)
+    def __rpow__(self, o): return ops.Pow.apply(*self._pair(o, reverse=True))
 
-    # comparisons give constant boolean tensors (no graph), as in PyTorch
+    # comparisons give constant boolean tensors (no graph), as in PyTorch; the operands are compared in their
+    # promoted dtype
     def _compare(self, o, op):
-        o = o.data if isinstance(o, Tensor) else o
-        if is_array(o) and type(o) is not type(self.data):
-            check_same_device(op.__name__, [self.data, o])
-        return Tensor._from_array(op(self.data, o))
+        raw = o.data if isinstance(o, Tensor) else o
+        if is_array(raw) and type(raw) is not type(self.data):
+            check_same_device(op.__name__, [self.data, raw])
+        a, b = self._pair(o)
+        return Tensor._from_array(op(a.data, b.data))
 
     def __lt__(self, o): return self._compare(o, operator.lt)
     def __le__(self, o): return self._compare(o, operator.le)
@@ -170,32 +208,45 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ---- unary math and activations -----------------------------------------------------------------
-    def exp(self): return ops.Exp.apply(self)
-    def log(self): return ops.Log.apply(self)
-    def sqrt(self): return ops.Sqrt.apply(self)
-    def abs(self): return ops.Abs.apply(self)
-    def tanh(self): return ops.Tanh.apply(self)
-    def sigmoid(self): return ops.Sigmoid.apply(self)
-    def relu(self): return ops.Relu.apply(self)
-    def maximum(self, o): return ops.Maximum.apply(self, self._lift(o))
-    def minimum(self, o): return ops.Minimum.apply(self, self._lift(o))
-    def clip(self, low=None, high=None): return ops.Clip.apply(self, low=low, high=high)
+    def exp(self): return ops.Exp.apply(self._floating())
+    def log(self): return ops.Log.apply(self._floating())
+    def sqrt(self): return ops.Sqrt.apply(self._floating())
+    def abs(self): return ops.Abs.apply(self._not_bool("abs"))
+    def tanh(self): return ops.Tanh.apply(self._floating())
+    def sigmoid(self): return ops.Sigmoid.apply(self._floating())
+    def relu(self): return ops.Relu.apply(self._not_bool("relu"))
+    def maximum(self, o): return ops.Maximum.apply(*self._pair(o))
+    def minimum(self, o): return ops.Minimum.apply(*self._pair(o))
     __abs__ = abs
 
+    def clip(self, low=None, high=None):
+        """Elementwise min(max(self, low), high); the result dtype is the promotion of self with the bounds."""
+        bounds = [b for b in (low, high) if b is not None]
+        x = self if all(type(b) in (int, float) for b in bounds) and self.dtype.kind == "f" else \
+            self.astype(result_type(self.data, *bounds))
+        return ops.Clip.apply(x, low=low, high=high)
+
     # ---- reductions -------------------------------------------------------------------------------
+    # sums of bool and integers are int64, means float32 (dtypes.py); an axis of a 0-d tensor may be 0 or -1
     def sum(self, axis=None, keepdims=False): return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
     def mean(self, axis=None, keepdims=False): return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
     def max(self, axis=None, keepdims=False): return ops.Max.apply(self, axis=axis, keepdims=keepdims)
     def min(self, axis=None, keepdims=False): return ops.Min.apply(self, axis=axis, keepdims=keepdims)
 
-    def cumsum(self, axis=0): return ops.Cumsum.apply(self, axis=axis % self.ndim)
+    def cumsum(self, axis=0):
+        """Running sum along `axis` (int64 for bool and integers); a 0-d tensor is its own running sum."""
+        axes = ops.normalize_axis(axis, self.ndim)
+        x = self.astype(sum_of(self.dtype))
+        return ops.Cumsum.apply(x, axis=axes[0]) if axes else x.reshape(())
 
     def window_sum(self, axis, before, after):
         """Σ of the elements from `before` before to `after` after each one along `axis` (zero past the ends)."""
-        return ops.WindowSum.apply(self, axis=axis % self.ndim, before=before, after=after)
+        return ops.WindowSum.apply(self, axis=ops.normalize_axis(axis, self.ndim, single=True)[0], before=before,
+                                   after=after)
 
     def var(self, axis=None, keepdims=False, correction=1):
-        """Variance sum((x - mean)²) / (n - correction); correction=1 is the unbiased estimate (PyTorch's default)."""
+        """Variance sum((x - mean)²) / (n - correction); correction=1 is the unbiased estimate (PyTorch's default).
+        NaN where n <= correction, as in PyTorch."""
         axes = ops.normalize_axis(axis, self.ndim)
         n = int(np.prod([self.shape[i] for i in axes]))
         centred = self - self.mean(axis=axes, keepdims=True)
@@ -208,14 +259,23 @@ class Tensor:
 
     def permute(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        axes = tuple(a % self.ndim for a in axes)
+        if len(axes) != self.ndim:
+            raise ValueError(f"permute needs a permutation of all {self.ndim} axes of shape {self.shape}; got {tuple(axes)}")
+        axes = tuple(ops.normalize_axis(a, self.ndim, single=True)[0] for a in axes) if self.ndim else ()
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"permute needs a permutation of 0..{self.ndim - 1}; got {axes}")
         return ops.Permute.apply(self, axes=axes)
 
-    def transpose(self, dim0=-2, dim1=-1):
+    def transpose(self, dim0=None, dim1=None):
+        """Swap axes dim0 and dim1 (by default the last two; below 2-D there is nothing to swap). A 0-d or 1-D
+        tensor comes back as it is for any dims valid for it, as in PyTorch."""
+        if self.ndim < 2:
+            ops.normalize_axis(tuple(d for d in (dim0, dim1) if d is not None), self.ndim)
+            return self.reshape(self.shape)
+        dim0, dim1 = -2 if dim0 is None else dim0, -1 if dim1 is None else dim1
         axes = list(range(self.ndim))
-        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        (a,), (b,) = ops.normalize_axis(dim0, self.ndim, single=True), ops.normalize_axis(dim1, self.ndim, single=True)
+        axes[a], axes[b] = axes[b], axes[a]
         return self.permute(axes)
 
     def expand(self, *shape):
@@ -224,17 +284,23 @@ class Tensor:
 
     broadcast_to = expand
 
-    def flatten(self, start_dim=0):
-        return self.reshape(self.shape[:start_dim] + (-1,))
+    def flatten(self, start_dim=0, end_dim=-1):
+        """The axes start_dim..end_dim joined into one (a 0-d tensor becomes shape (1,)); zero-size axes allowed."""
+        if self.ndim == 0:
+            ops.normalize_axis((start_dim,), 0), ops.normalize_axis((end_dim,), 0)
+            return self.reshape((1,))
+        (lo,), (hi,) = ops.normalize_axis(start_dim, self.ndim, single=True), ops.normalize_axis(end_dim, self.ndim, single=True)
+        if lo > hi:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
+        return self.reshape(self.shape[:lo] + (math.prod(self.shape[lo:hi + 1]),) + self.shape[hi + 1:])
 
     def squeeze(self, axis=None):
-        axes = [i for i, n in enumerate(self.shape) if n == 1] if axis is None else ops.normalize_axis(axis, self.ndim)
-        if any(self.shape[a] != 1 for a in axes):
-            raise ValueError(f"cannot squeeze axis {axis} of shape {self.shape}: its size is not 1")
-        return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
+        """Drop size-1 axes: all of them, or those among `axis` (an axis whose size is not 1 stays, as in PyTorch)."""
+        axes = range(self.ndim) if axis is None else ops.normalize_axis(axis, self.ndim)
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
 
     def unsqueeze(self, axis):
-        axis = axis % (self.ndim + 1)
+        (axis,) = ops.normalize_axis(axis, self.ndim + 1, single=True)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def pad(self, pad, value=0.0):
@@ -254,30 +320,81 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
 
 
 def as_tensor(x, like=None):
-    """x as a Tensor; numbers and arrays become constants (of `like`'s dtype when given)."""
-    return x if isinstance(x, Tensor) else (like._lift(x) if like is not None else Tensor(x))
+    """x as a Tensor; numbers and arrays become constants (of `like`'s dtype and device when given)."""
+    if isinstance(x, Tensor):
+        return x
+    if like is None:
+        return Tensor(x)
+    if is_array(x):
+        return Tensor._from_array(x.astype(like.dtype, copy=False))
+    return Tensor._from_array(_constant(x, like.dtype, like.data))
+
+
+def _constant(value, dtype, like):
+    """A Python number or list as an array of `dtype` on `like`'s device; integers wrap around as in PyTorch."""
+    xp = get_array_module(like)
+    if dtype.kind in "iub":
+        return xp.asarray(np.asarray(value).astype(dtype))
+    return xp.asarray(value, dtype=dtype)
+
+
+def promoted(*operands):
+    """The operands as Tensors of the one dtype the promotion rule (dtypes.result_type) gives them: a Tensor is
+    cast where it differs (differentiably), an array becomes a constant on its own device (so a host array
+    beside a GPU tensor is the op's DeviceError, not a silent copy), a number or list a constant on the device
+    of the first Tensor."""
+    like = next(x for x in operands if isinstance(x, Tensor)).data
+    for x in operands:
+        if not (isinstance(x, (Tensor, np.generic)) or is_array(x) or is_weak(x)):
+            raise TypeError(f"expected a Tensor, a NumPy or CuPy array, a number or a list of numbers as an operand; "
+                            f"got {type(x).__name__}")
+    dtype = result_type(*(x.data if isinstance(x, Tensor) else x for x in operands))
+    out = []
+    for x in operands:
+        if isinstance(x, Tensor):
+            out.append(x.astype(dtype))
+        elif is_array(x):
+            out.append(Tensor._from_array(x.astype(dtype, copy=False)))
+        else:  # numbers, lists and NumPy scalars follow the tensor's device
+            out.append(Tensor._from_array(_constant(x, dtype, like)))
+    return out
+
+
+def _no_bool_subtraction(pair):
+    if pair[0].dtype == bool:
+        raise TypeError("subtraction, the - operator, of two bool tensors is not defined (as in PyTorch); use "
+                        "logical operations or cast first, e.g. t.astype('int64')")
+    return pair
 
 
 def where(cond, a, b):
-    """Elementwise `a if cond else b`; differentiable in a and b."""
-    like = a if isinstance(a, Tensor) else b
-    a, b = as_tensor(a, like), as_tensor(b, like)
+    """Elementwise `a if cond else b`; differentiable in a and b, which are promoted to one dtype."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = Tensor(a)
+    a, b = promoted(a, b)
     cond = cond.data if isinstance(cond, Tensor) else cond
     return ops.Where.apply(a, b, cond=get_array_module(a.data).asarray(cond).astype(bool))  # on a's device
 
 
-def maximum(a, b): return as_tensor(a, b if isinstance(b, Tensor) else None).maximum(b)
-def minimum(a, b): return as_tensor(a, b if isinstance(b, Tensor) else None).minimum(b)
+def maximum(a, b): return promoted(a, b)[0].maximum(b) if not isinstance(a, Tensor) else a.maximum(b)
+def minimum(a, b): return promoted(a, b)[0].minimum(b) if not isinstance(a, Tensor) else a.minimum(b)
 
 
 def concatenate(tensors, axis=0):
+    """Join tensors along an existing axis; they are promoted to one dtype first."""
     tensors = [as_tensor(t) for t in tensors]
-    return ops.Concatenate.apply(*tensors, axis=axis % tensors[0].ndim)
+    if not tensors:
+        raise ValueError("concatenate needs at least one tensor")
+    tensors = promoted(*tensors)
+    return ops.Concatenate.apply(*tensors, axis=ops.normalize_axis(axis, tensors[0].ndim, single=True)[0])
 
 
 def stack(tensors, axis=0):
     tensors = [as_tensor(t) for t in tensors]
-    return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis % (tensors[0].ndim + 1))
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    (axis,) = ops.normalize_axis(axis, tensors[0].ndim + 1, single=True)
+    return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 
 def _factory(make):

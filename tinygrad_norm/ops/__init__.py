@@ -1,8 +1,8 @@
 """Primitive differentiable ops, each a Function with its backward beside its forward."""
-from .elementwise import (Abs, Add, Clip, Div, Exp, Gelu, Log, Maximum, Minimum, Mul, Neg, Pow, PowScalar, Relu,
+from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Gelu, Log, Maximum, Minimum, Mul, Neg, Pow, PowScalar, Relu,
                           Sigmoid, Sqrt, Sub, Tanh, Where)
 from .matmul import Linear, MatMul
 from .movement import Concatenate, Expand, GetItem, Pad, Permute, Reshape
-from .reduce import Cumsum, Max, Mean, Min, Sum, WindowSum, normalize_axis
+from .reduce import AxisError, Cumsum, Max, Mean, Min, Sum, WindowSum, normalize_axis
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .softmax import LogSoftmax, NLLLoss

@@ -1,6 +1,19 @@
 """Elementwise ops: arithmetic, unary math, activations, selection. Backward sits beside each forward."""
+import contextlib
+
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
+
+
+class Cast(Function):
+    """a.astype(dtype) between floating-point dtypes; the gradient is cast back to a's dtype."""
+    def forward(self, a):
+        self.source = a.dtype
+        return a.astype(self.dtype)
+
+    def backward(self, g): return g.astype(self.source, copy=False)
 
 
 class Add(Function):
@@ -54,29 +67,42 @@ def _power(a, p):
 
 
 class PowScalar(Function):
-    """a ** p for a Python number p: d/da = p * a^(p-1) (= p * out / a for negative p, saving a pow)."""
+    """a ** p for a Python number p: d/da = p * a^(p-1) (= p * out / a for negative p, saving a pow); 0 for p = 0."""
     def forward(self, a):
         self.a = a
         self.out = _power(a, self.p)
         return self.out
 
     def backward(self, g):
+        if self.p == 0:
+            return get_array_module(g).zeros_like(g)
         if self.p < 0:
             return g * self.p * self.out / self.a
         return g * self.p * _power(self.a, self.p - 1)
 
 
 class Pow(Function):
-    """a ** b for a tensor exponent: d/da = b * a^(b-1), d/db = a^b * log(a)."""
+    """a ** b for a tensor exponent: d/da = b * a^(b-1), d/db = a^b * log(a). As PyTorch: d/da is 0 where b = 0
+    and d/db is 0 where a = 0 and b >= 0 (the limits, where the formulas give 0 · inf)."""
     def forward(self, a, b):
         self.a, self.b = a, b
         self.out = a ** b
         return self.out
 
     def backward(self, g):
-        ga = g * self.b * self.a ** (self.b - 1) if self.needs_grad[0] else None
-        gb = g * self.out * get_array_module(self.a).log(self.a) if self.needs_grad[1] else None
+        xp = get_array_module(g)
+        ga = gb = None
+        with _quiet(xp):
+            if self.needs_grad[0]:
+                ga = xp.where(self.b == 0, 0, g * self.b * self.a ** (self.b - 1)).astype(g.dtype, copy=False)
+            if self.needs_grad[1]:
+                gb = xp.where((self.a == 0) & (self.b >= 0), 0, g * self.out * xp.log(self.a)).astype(g.dtype, copy=False)
         return ga, gb
+
+
+def _quiet(xp):
+    """Silence NumPy's warnings where inf and NaN are expected along the way (CuPy never warns)."""
+    return np.errstate(divide="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
 
 
 class Exp(Function):
@@ -155,12 +181,12 @@ def erf(x):
     ax = xp.abs(x64)
     small = xp.minimum(ax, 2.5)
     term, total, n = small.copy(), small.copy(), 0
-    while True:  # erf(x) = 2/√π Σ (-1)^n x^(2n+1) / (n! (2n+1))
+    while n < 80:  # erf(x) = 2/√π Σ (-1)^n x^(2n+1) / (n! (2n+1)); about 60 terms reach 1e-17 at |x| = 2.5
         n += 1
         term = term * -small ** 2 / n
         delta = term / (2 * n + 1)
         total = total + delta
-        if delta.size == 0 or float(xp.abs(delta).max()) < 1e-17:  # (CuPy's max takes no `initial`)
+        if delta.size == 0 or float(xp.nanmax(xp.abs(delta))) < 1e-17:  # NaN input must not keep it going
             break
     series = 2 / xp.sqrt(xp.pi) * total
     big = xp.maximum(ax, 2.5)  # erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...))))
@@ -172,28 +198,38 @@ def erf(x):
 
 
 class Relu(Function):
+    """max(a, 0); NaN stays NaN, and its gradient passes where a is not <= 0 (NaN included), as in PyTorch."""
     def forward(self, a):
-        self.mask = a > 0
-        return a * self.mask
+        self.off = a <= 0
+        return get_array_module(a).where(self.off, a.dtype.type(0), a)
 
-    def backward(self, g): return g * self.mask
+    def backward(self, g): return get_array_module(g).where(self.off, g.dtype.type(0), g)
 
 
 class Maximum(Function):
-    """Elementwise max; on ties the gradient is split evenly between the two inputs."""
-    pick = staticmethod(lambda a, b: a > b)
+    """Elementwise max, NaN if either is NaN; on ties the gradient is split evenly, and where a NaN makes the
+    inputs unordered each gets all of it (PyTorch's rule)."""
+    choose = staticmethod(lambda xp: xp.maximum)
+    beats = staticmethod(lambda a, b: a > b)
 
     def forward(self, a, b):
         xp = get_array_module(a, b)
-        self.share_a = xp.where(self.pick(a, b), 1.0, xp.where(a == b, 0.5, 0.0)).astype(xp.result_type(a, b))
-        return xp.where(self.pick(a, b), a, b)
+        # the share of the gradient each input gets: 1 where it wins (or NaN leaves it unordered), 1/2 on a tie
+        self.share_a = _share(xp, self.beats(b, a), a == b, a.dtype)
+        self.share_b = _share(xp, self.beats(a, b), a == b, a.dtype)
+        return self.choose(xp)(a, b)
 
     def backward(self, g):
-        return g * self.share_a, g * (1 - self.share_a)
+        return g * self.share_a, g * self.share_b
+
+
+def _share(xp, loses, ties, dtype):
+    return xp.where(loses, dtype.type(0), xp.where(ties, dtype.type(0.5), dtype.type(1)))
 
 
 class Minimum(Maximum):
-    pick = staticmethod(lambda a, b: a < b)
+    choose = staticmethod(lambda xp: xp.minimum)
+    beats = staticmethod(lambda a, b: a < b)
 
 
 class Where(Function):

@@ -1,23 +1,41 @@
 """Reductions over an axis (int, tuple, negative allowed, or None for all) with optional keepdims."""
 import math
 
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
+from ..dtypes import float_of, sum_of
+
+ACCUMULATE = {np.dtype(np.float16): np.float32}  # float16 sums add up in float32 (PyTorch's accumulation type)
 
 
-def normalize_axis(axis, ndim):
-    """Axis spec -> sorted tuple of non-negative axes; None means every axis."""
-    if axis is None:
+class AxisError(IndexError, ValueError):
+    """An axis out of range or repeated (an IndexError, as PyTorch raises, and a ValueError, as NumPy's AxisError)."""
+
+
+def normalize_axis(axis, ndim, single=False):
+    """Axis spec (int, tuple, negative allowed, or None for every axis) -> sorted tuple of non-negative axes. A
+    0-d tensor accepts axis 0 or -1 and has no axis to reduce, as in PyTorch. `single`: exactly one int axis of
+    a tensor with at least one dimension."""
+    if axis is None and not single:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    if single and not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"expected one integer axis; got {axis!r}")
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    low, high = -max(ndim, 1), max(ndim, 1) - 1
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
-        out.append(a % max(ndim, 1))
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"axes are integers; got {a!r} in {axis!r}")
+        if not low <= a <= high or (single and ndim == 0):
+            raise AxisError(f"axis {a} is out of range for a tensor of {ndim} dimensions (expected one in "
+                            f"[{low}, {high}])" if not (single and ndim == 0) else
+                            f"axis {a}: a 0-d tensor has no axis to take here")
+        out.append(int(a) % max(ndim, 1))
     if len(set(out)) != len(out):
-        raise ValueError(f"axis {axis} repeats an axis")
-    return tuple(sorted(out))
+        raise AxisError(f"axis {axis} repeats an axis")
+    return tuple(sorted(out)) if ndim else ()
 
 
 def kept_shape(shape, axes):
@@ -26,9 +44,13 @@ def kept_shape(shape, axes):
 
 
 class Sum(Function):
+    """Σ over axes: int64 for bool and integer input (dtypes.sum_of); float16 adds up in float32."""
     def forward(self, a):
         self.shape, self.axes = a.shape, normalize_axis(self.axis, a.ndim)
-        return a.sum(axis=self.axes, keepdims=self.keepdims)
+        out_dtype = sum_of(a.dtype)
+        acc = ACCUMULATE.get(a.dtype, out_dtype)
+        out = a.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc if acc != a.dtype else None)
+        return out if out.dtype == out_dtype else out.astype(out_dtype)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -36,10 +58,16 @@ class Sum(Function):
 
 
 class Mean(Sum):
+    """Σ/n over axes: the default float dtype for bool and integer input (dtypes.float_of); NaN over no elements."""
     def forward(self, a):
-        out = super().forward(a)
-        self.scale = 1.0 / math.prod(self.shape[i] for i in self.axes)
-        return out * out.dtype.type(self.scale)
+        self.shape, self.axes = a.shape, normalize_axis(self.axis, a.ndim)
+        n = math.prod(self.shape[i] for i in self.axes)
+        self.scale = 1.0 / n if n else math.nan
+        out_dtype = float_of(a.dtype)
+        acc = ACCUMULATE.get(a.dtype, np.float64 if a.dtype.kind != "f" else a.dtype)
+        out = a.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc if acc != a.dtype else None)
+        out = out * out.dtype.type(self.scale)
+        return out if out.dtype == out_dtype else out.astype(out_dtype)
 
     def backward(self, g):
         return super().backward(g * g.dtype.type(self.scale))
@@ -68,7 +96,7 @@ class Min(Max):
 class Cumsum(Function):
     """Running sum along `axis`; its adjoint is the running sum taken from the other end."""
     def forward(self, a):
-        return get_array_module(a).cumsum(a, axis=self.axis)
+        return get_array_module(a).cumsum(a, axis=self.axis, dtype=ACCUMULATE.get(a.dtype)).astype(a.dtype, copy=False)
 
     def backward(self, g):
         xp = get_array_module(g)

@@ -7,6 +7,9 @@ class LogSoftmax(Function):
     """out = x - max - log Σ exp(x - max) along `axis`; backward: g - softmax · Σ g."""
     def forward(self, x):
         xp = get_array_module(x)
+        if x.size == 0:  # an empty axis or batch: nothing to normalize (NumPy's max would refuse)
+            self.out = x.copy()
+            return self.out
         shifted = x - x.max(axis=self.axis, keepdims=True)
         self.out = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
         return self.out

@@ -10,6 +10,8 @@ class BatchNorm(NormLayer):
     pattern = "n c ... -> c"
     param_axes = "c"
     running_stats = True
+    refuses_single_values = True  # PyTorch: "expected more than 1 value per channel"
+    positive_eps = True
     example = ((6,), {}, (8, 6, 5, 4))
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):

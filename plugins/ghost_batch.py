@@ -10,6 +10,8 @@ class GhostBatchNorm(NormLayer):
     pattern = "(n k) c ... -> n c"
     param_axes = "c"
     running_stats = True
+    refuses_single_values = True  # BatchNorm over each ghost batch
+    positive_eps = True
     example = ((6,), {"k": 2}, (8, 6, 5, 4))
 
     def __init__(self, num_features, k=2, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):

@@ -9,6 +9,7 @@ class InstanceNorm(NormLayer):
     param_axes = "c"
     affine_default = False
     counts_batches = False  # as PyTorch: num_batches_tracked stays 0
+    refuses_single_values = True  # PyTorch: "expected more than 1 spatial element"
     example = ((6,), {"affine": True}, (4, 6, 5, 3))
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *, bias=True):

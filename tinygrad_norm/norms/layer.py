@@ -14,6 +14,8 @@ The layer turns that into parameters, running-statistics buffers, shape checks a
 pattern's axis named `batch_axis`, "n" unless the plugin says otherwise). A layer whose pattern pools the
 batch axis can synchronize its statistics over every process (`set_sync`, sync.py).
 """
+import math
+
 import numpy as np
 
 from ..autograd import no_grad
@@ -43,6 +45,9 @@ class NormLayer(Module):
     example = None          # (args, kwargs, input shape): what the conformance checker builds and feeds
     input_ndims = None      # ranks accepted, when an alias (BatchNorm2d: (4,)) narrows the pattern's
     sync = False            # pool the training statistics over every process (set_sync)
+    refuses_single_values = False  # statistics from the input that pool one value each are an error (PyTorch's
+                                   # BatchNorm and InstanceNorm refuse them; LayerNorm and GroupNorm give β)
+    positive_eps = False    # training refuses eps <= 0 (PyTorch's BatchNorm does; the others give NaN or inf)
 
     def __init__(self, num_features=None, *, eps=1e-5, momentum=0.1, affine=None, track_running_stats=None,
                  pattern=None, param_axes=None, shift=None, **axis_sizes):
@@ -123,19 +128,29 @@ class NormLayer(Module):
         plan = self.plan(x.shape, x.device)
         everyone = world.world() if self.sync and self.training else None
         sync = BatchSync(everyone, type(self).__name__) if everyone and everyone.size > 1 else None  # checks the count itself
-        if self.training and plan.count <= 1 and sync is None:
-            raise ValueError(
-                f"{type(self).__name__}: training needs more than one value per statistic, but input shape "
-                f"{x.shape} gives {plan.count} (pattern {self.pattern.text!r} pools axes "
-                f"{self.pattern.reduced_names()}); use eval() mode with running statistics, a larger batch, or a "
-                f"norm whose pattern keeps the batch axis (`tinygrad-norm plugins` lists the patterns)")
-        fixed = self._running_stats(plan, x.dtype) if not self.training and self.track_running_stats else None
-        params = [p for p in (self.weight, self.bias) if p is not None]
+        running = not self.training and self.track_running_stats  # else the statistics come from the input
         eps = float(np.finfo(x.dtype).eps if self.eps is None else self.eps)  # a Python float: numba has no float16
+        if not running:
+            self._check_input_statistics(x, plan, eps, sync)
+        fixed = self._running_stats(plan, x.dtype) if running else None
+        params = [p for p in (self.weight, self.bias) if p is not None]
         out, batch_stats = normalize(x, params, plan, eps, stats=fixed, sync=sync, plugin=self.plugin_name, pattern=self.pattern)
         if self.training and self.track_running_stats:
             self._update_running_stats(plan, *batch_stats)
         return out
+
+    def _check_input_statistics(self, x, plan, eps, sync):
+        """What PyTorch's layer refuses where the statistics come from the input (the declared rules above)."""
+        name = type(self).__name__
+        if self.refuses_single_values and plan.count == 1 and sync is None:
+            mode = "training" if self.training else "eval mode without running statistics"
+            raise ValueError(
+                f"{name}: {mode} needs more than one value per statistic (as in PyTorch), but input shape {x.shape} "
+                f"gives 1 (pattern {self.pattern.text!r} pools axes {self.pattern.reduced_names()}); use eval() mode "
+                f"with running statistics, a larger input, or a norm whose pattern keeps the batch axis "
+                f"(`tinygrad-norm plugins` lists the patterns)")
+        if self.positive_eps and self.training and not eps > 0:
+            raise ValueError(f"{name}: eps must be positive in training (as PyTorch's batch_norm); got {self.eps}")
 
     def _running_stats(self, plan, dtype):
         """The running averages as fixed statistics: the plan's statistics shape with the batch axes as 1."""
@@ -144,14 +159,18 @@ class NormLayer(Module):
         return (cast(self.running_mean) if self.center else None), cast(self.running_var)
 
     def _update_running_stats(self, plan, count, mean, var):
-        """running = (1 - m)·running + m·batch, with the unbiased variance; averaged over the batch axis."""
+        """running = (1 - m)·running + m·batch, with the unbiased variance; averaged over the batch axis. An empty
+        batch counts as a step and leaves the averages where they are (as PyTorch)."""
         with no_grad():
             if self.counts_batches:
                 self.num_batches_tracked.data = self.num_batches_tracked.data + 1
             elif self.momentum is None:
                 return  # PyTorch: a cumulative average needs the count, so these statistics stay where they are
+            if count == 0:
+                return
             m = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
-            for buf, stat, scale in ((self.running_mean, mean, 1.0), (self.running_var, var, count / (count - 1))):
+            unbiased = count / (count - 1) if count > 1 else math.nan  # one value has no unbiased variance
+            for buf, stat, scale in ((self.running_mean, mean, 1.0), (self.running_var, var, unbiased)):
                 if stat is None:
                     continue
                 batch = stat.mean(axis=plan.batch_axes) if plan.batch_axes else stat

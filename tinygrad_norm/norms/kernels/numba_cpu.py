@@ -27,6 +27,8 @@ except ImportError:
     numba = None
 
 FAST_MATH = {"reassoc", "contract"}  # lets reductions vectorise; keeps NaN and inf semantics
+# error_model="numpy" (every kernel): 1/0 is inf and 0/0 NaN, as in NumPy and PyTorch (eps=0 on a constant
+# input), where numba's default, Python's, raises ZeroDivisionError
 
 
 def available():
@@ -34,7 +36,7 @@ def available():
 
 
 if numba is not None:
-    @njit(fastmath=FAST_MATH, cache=True)
+    @njit(fastmath=FAST_MATH, error_model="numpy", cache=True)
     def _moments(block, center):
         """(mean, variance) of a 2-D block in one pass, shifted by its first element; float64 accumulators make
         the cancellation harmless (error ≈ offset² · 1e-16). Without centering: (0, mean square)."""
@@ -128,7 +130,7 @@ if numba is not None:
     # Columns (BatchNorm): one statistic per k over (B, I). The per-column steps are inlined into each kernel
     # by numba (inline="always"): handed the strided block x[:, k] instead, they do not vectorise (BN2d forward
     # 0.9 -> 2.1 ms). The fused kernels and the halves that synchronized BatchNorm runs are built from them.
-    @njit(fastmath=FAST_MATH, inline="always")
+    @njit(fastmath=FAST_MATH, error_model="numpy", inline="always")
     def _column_moments(x, k, center):
         """(mean, variance) of x[:, k, :], one pass shifted by its first element (see _moments)."""
         nb, _, ni = x.shape
@@ -143,7 +145,7 @@ if numba is not None:
         m1 = s1 / n if center else 0.0
         return shift + m1, s2 / n - m1 * m1
 
-    @njit(fastmath=FAST_MATH, inline="always")
+    @njit(fastmath=FAST_MATH, error_model="numpy", inline="always")
     def _column_sums(x, dy, k, m):
         """(Σ dy, Σ dy·(x - m)) over x[:, k, :]."""
         sg, sgx = 0.0, 0.0
@@ -154,7 +156,7 @@ if numba is not None:
                 sgx += g * (x[p, k, i] - m)
         return sg, sgx
 
-    @njit(fastmath=FAST_MATH, inline="always")
+    @njit(fastmath=FAST_MATH, error_model="numpy", inline="always")
     def _column_affine(x, dy, k, a, bx, c, out):
         """out[:, k] = a·x + c, or with dy: a·dy + bx·x + c (dx as an affine map of dy and x)."""
         for p in range(x.shape[0]):
@@ -223,7 +225,7 @@ if numba is not None:
                     d = row[k] - shift[k]
                     s1[k] += d
                     s2[k] += d * d
-            a, c = np.empty(n, x.dtype), np.empty(n, x.dtype)
+            a, c = np.empty(n), np.empty(n)  # float64: c = β - mean·a cancels against x·a on a large offset
             for k in range(n):
                 m1 = s1[k] / nb if center else 0.0
                 v = s2[k] / nb - m1 * m1
@@ -249,7 +251,7 @@ if numba is not None:
                 for k in range(n):
                     sg[k] += grow[k]
                     sgx[k] += grow[k] * (row[k] - m[k])
-            a, bx, c0 = np.empty(n, x.dtype), np.empty(n, x.dtype), np.empty(n, x.dtype)
+            a, bx, c0 = np.empty(n), np.empty(n), np.empty(n)  # float64, as in _wide_forward
             for k in range(n):
                 inv = 1.0 / math.sqrt(var[k0 + k] + eps)
                 dw[k0 + k], db[k0 + k] = sgx[k] * inv, sg[k]
@@ -270,8 +272,8 @@ if numba is not None:
             f = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
             f.__qualname__ = fn.__qualname__ + suffix
             return f
-        return (njit(parallel=True, fastmath=FAST_MATH, cache=True)(renamed("_parallel")),
-                njit(parallel=False, fastmath=FAST_MATH, cache=True)(renamed("_serial")))
+        return (njit(parallel=True, fastmath=FAST_MATH, error_model="numpy", cache=True)(renamed("_parallel")),
+                njit(parallel=False, fastmath=FAST_MATH, error_model="numpy", cache=True)(renamed("_serial")))
 
     KERNELS = {name: (_compile(fwd), _compile(bwd)) for name, (fwd, bwd) in {
         "rows": (_rows_forward, _rows_backward), "elementwise": (_elementwise_forward, _elementwise_backward),

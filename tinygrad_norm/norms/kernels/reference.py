@@ -67,8 +67,9 @@ def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
     if sum_g is None:
         dx = g * r
     else:
-        dx = g - sum_g * (1 / count) if plan.center else g.copy()
-        dx -= xhat * (sum_gx * (1 / count))
+        inv_count = 1 / max(count, 1)  # an empty input has nothing to scale
+        dx = g - sum_g * inv_count if plan.center else g.copy()
+        dx -= xhat * (sum_gx * inv_count)
         dx *= r
     return dx.astype(x.dtype, copy=False).reshape(x.shape)
 

@@ -1,6 +1,8 @@
 """Local response normalization (Krizhevsky et al., 2012, AlexNet): each activation divided by a power of the
 sum of squares of its neighbours across channels. Not a mean/variance pattern: its forward is written
 from autograd ops, and its gradient comes for free."""
+import numpy as np
+
 from tinygrad_norm.nn import Module
 
 
@@ -26,6 +28,15 @@ class LocalResponseNorm(Module):
         n = self.size
         window = (x ** 2).window_sum(axis=1, before=n // 2, after=(n - 1) // 2)
         return x * (window * (self.alpha / n) + self.k) ** -self.beta
+
+    def reference(self, x):
+        """The definition in NumPy, channel by channel: what the conformance checker holds forward to."""
+        n, channels = self.size, x.shape[1]
+        out = np.empty_like(x)
+        for c in range(channels):
+            window = x[:, max(0, c - n // 2):min(channels, c + (n - 1) // 2 + 1)]
+            out[:, c] = x[:, c] / (self.k + self.alpha / n * (window ** 2).sum(axis=1)) ** self.beta
+        return out
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

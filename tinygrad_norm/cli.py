@@ -58,12 +58,18 @@ def plugin_arg(text):
 
 
 def cmd_check(args):
+    """The checker on the named plugins, or on every plugin; with no names a plugin that failed to load is a
+    FAIL too. Exit status 1 when anything failed."""
     from . import norms
     failed = 0
     for plugin in [plugin_arg(n) for n in args.names] or norms.available():
         report = norms.check(plugin)
         print(report)
         failed += not report.ok
+    if not args.names:
+        for name, why in norms.failures().items():
+            print(f"conformance of norm plugin {name!r}: FAIL\n  [FAIL] load the plugin: {why}")
+            failed += 1
     return 1 if failed else 0
 
 

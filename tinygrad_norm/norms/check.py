@@ -1,12 +1,22 @@
 """The conformance checker: runs on any registered plugin (`check("group")`, `tinygrad-norm check group`) or on
 a plugin class, and builds what it checks from the plugin's own `example` (registry.py says what a plugin declares).
 
-Plugins with a declared pattern: gradient check, output shape and dtype, zero mean and unit variance (unit mean
-square where the plugin does not center) over the reduced axes, independence from the other samples where the
-pattern keeps the batch, running statistics and eval mode. Plugins with their own forward: gradient check,
-shape and dtype, batch independence (the batch is the first axis). Plugins that act on weights: gradient
-check through the reparametrized module, its output shape and dtype, and that its weight follows the
-plugin's parameters at every forward.
+Every check measures the plugin's actual output, against what the plugin guarantees:
+
+  - a declared pattern (the default guarantee): y = γ·x̂ + β, x̂ = (x − mean) / √(var + eps) over the reduced
+    axes (x / √(mean x² + eps) without centering). The checker computes this itself in float64 from the
+    pattern, not through the core's kernels, and checks the output on three inputs: a standard normal one,
+    one whose variance is eps (where a forgotten eps doubles the output's variance) and one offset by 100.
+    With γ = 1, β = 0 the output must have zero mean and variance var / (var + eps) over the reduced axes.
+  - `reference(self, x)`, a NumPy float64 function of the input that reads the layer's parameters: the output
+    must match it on the same inputs. A plugin whose forward is its own (pattern None, or a forward that adds
+    to the declared normalization, as FRN's threshold) must state one; without it that check fails.
+
+Besides: a float64 gradient check, the output's shape and dtype, independence from the samples outside
+its statistics (the pattern's batch axis, or the first axis for an own forward), and running statistics and
+eval mode where it keeps them. Plugins that act on weights: gradient check through the reparametrized module,
+its output shape and dtype, and that its weight follows the plugin's parameters at every forward. Anything a
+plugin raises inside a check is that check's FAIL line, never an exception out of `check`.
 """
 from dataclasses import dataclass, field
 
@@ -35,10 +45,11 @@ class CheckReport:
 
 
 def _record(report, name, fn):
+    """Run one check; whatever it raises (a failed assertion or the plugin's own exception) is its FAIL line."""
     try:
         detail = fn()
         report.results.append((name, True, detail or ""))
-    except (AssertionError, GradcheckError, ValueError, TypeError) as e:
+    except Exception as e:
         report.results.append((name, False, f"{type(e).__name__}: {e}"))
 
 
@@ -77,26 +88,117 @@ def _check_shape_dtype(layer, x, want_shape):
     layer.astype(np.float64)
 
 
-def _check_statistics(layer, x):
-    binding = layer.pattern.bind(x.shape, layer.sizes)
+def _eps(layer):
+    """The eps the layer divides with on float64 input (None: it has none)."""
+    if not hasattr(layer, "eps"):
+        return None
+    return float(np.finfo(np.float64).eps) if layer.eps is None else float(layer.eps)
+
+
+def _inputs(layer, x):
+    """(what, input) pairs every output check runs on."""
+    eps = _eps(layer)
+    small = [(f"the input scaled to variance eps = {eps:g}", x * np.sqrt(eps))] if eps else []
+    return [("a standard normal input", x)] + small + [("the input offset by 100", x + 100)]
+
+
+def _expanded(layer, x):
+    """The pattern fitted to x: (binding, x in the expanded shape, γ's broadcast shape there)."""
+    binding = layer.pattern.bind(x.shape, layer.axis_sizes())
+    pshape = [size if name in layer.param_names else 1 for name, size in zip(binding.names, binding.expanded_shape)]
+    return binding, x.reshape(binding.expanded_shape), pshape
+
+
+def declared_normalization(layer, x, mean=None, var=None):
+    """What a pattern plugin's output must be, computed here in float64 from the declaration (not by the core's
+    kernels): γ·x̂ + β with x̂ = (x - mean)/√(var + eps) over the reduced axes (x/√(mean x² + eps) without
+    centering). `mean`, `var`: fixed statistics (eval mode), broadcast over the expanded shape."""
+    binding, xe, pshape = _expanded(layer, x)
+    axes, eps = binding.reduce_axes, _eps(layer)
+    if var is None:
+        mean = xe.mean(axis=axes, keepdims=True) if layer.center else 0
+        var = xe.var(axis=axes, keepdims=True) if layer.center else (xe ** 2).mean(axis=axes, keepdims=True)
+    xhat = (xe - (0 if mean is None else mean)) / np.sqrt(var + eps)
+    w = 1 if layer.weight is None else layer.weight.numpy().reshape(pshape)
+    b = 0 if layer.bias is None else layer.bias.numpy().reshape(pshape)
+    return (xhat * w + b).reshape(x.shape)
+
+
+def _output(layer, x):
     with no_grad():
-        if layer.weight is not None:
-            layer.weight.data[...] = 1
-        if layer.bias is not None:
-            layer.bias.data[...] = 0
-        # what the pattern promises is the declared normalization; a plugin that adds to it (a threshold, say)
-        # is checked on that part
-        own_forward = type(layer).forward is not NormLayer.forward
-        y = NormLayer.forward(layer, Tensor(x)).numpy().reshape(binding.expanded_shape)
-    axes = binding.reduce_axes
-    if layer.center:
-        mean = np.abs(y.mean(axis=axes)).max()
-        assert mean < 1e-6, f"mean over the reduced axes {binding.names} is {mean:.3g}, not 0"
-    second = (y ** 2).mean(axis=axes) if not layer.center else y.var(axis=axes)
-    err = np.abs(second - 1).max()
-    assert err < 1e-3, f"{'mean square' if not layer.center else 'variance'} over the reduced axes is off 1 by {err:.3g}"
-    return (f"{binding.count} values per statistic over axes {[n for n, r in zip(binding.names, binding.reduced) if r]}"
-            + (" (the declared normalization; forward adds to it)" if own_forward else ""))
+        return layer(Tensor(x)).numpy()
+
+
+def _compare(what, got, want, rtol=1e-6, atol=1e-6):
+    """Assert got == want elementwise (NaN where want is NaN); say where and by how much they differ."""
+    if got.shape != want.shape:
+        raise AssertionError(f"on {what} the output has shape {got.shape}; expected {want.shape}")
+    bad = ~(np.isclose(got, want, rtol=rtol, atol=atol) | (np.isnan(got) & np.isnan(want)))
+    if bad.any():
+        k = np.unravel_index(np.argmax(np.where(bad, np.abs(got - want), -1)), got.shape)
+        raise AssertionError(f"on {what} the output at {tuple(int(i) for i in k)} is {got[k]:.8g}, but {want[k]:.8g} "
+                             f"was expected ({int(bad.sum())} of {bad.size} elements differ)")
+
+
+class _IdentityAffine:
+    """Inside: the layer's γ = 1 and β = 0, so its output is the bare normalization."""
+
+    def __init__(self, layer):
+        self.params = [p for p in (getattr(layer, "weight", None), getattr(layer, "bias", None)) if p is not None]
+
+    def __enter__(self):
+        self.saved = [p.data for p in self.params]
+        for p, value in zip(self.params, (1, 0)):
+            p.data = np.full_like(p.data, value)
+
+    def __exit__(self, *exc):
+        for p, data in zip(self.params, self.saved):
+            p.data = data
+
+
+def _check_statistics(layer, x):
+    """With γ = 1, β = 0 the actual output has zero mean and variance var/(var + eps) over the reduced axes
+    (mean square ms/(ms + eps) without centering), var measured on the input, on each input."""
+    eps, checked = _eps(layer), []
+    with _IdentityAffine(layer):
+        for what, xi in _inputs(layer, x):
+            binding, xe, _ = _expanded(layer, xi)
+            axes = binding.reduce_axes
+            y = _output(layer, xi).reshape(binding.expanded_shape)
+            source = xe.var(axis=axes) if layer.center else (xe ** 2).mean(axis=axes)
+            want = source / (source + eps)
+            if layer.center:
+                mean = np.abs(y.mean(axis=axes)).max()
+                assert mean < 1e-6, f"on {what} the output's mean over the reduced axes {binding.names} is {mean:.3g}, not 0"
+            second = y.var(axis=axes) if layer.center else (y ** 2).mean(axis=axes)
+            err = np.abs(second - want).max()
+            name = "variance" if layer.center else "mean square"
+            assert err < 1e-6, (f"on {what} the output's {name} over the reduced axes is off var/(var + eps) by "
+                                f"{err:.3g} (e.g. {second.flat[0]:.6g} where {want.flat[0]:.6g} was expected)")
+            checked.append(f"{want.mean():.3g}")
+    reduced = [n for n, r in zip(binding.names, binding.reduced) if r]
+    return (f"{binding.count} values per statistic over axes {reduced}; expected {'variance' if layer.center else 'mean square'}"
+            f" {', '.join(checked)} on the three inputs")
+
+
+def _check_declared(layer, x):
+    """The actual output, with the layer's random γ and β, is γ·x̂ + β computed from the pattern."""
+    for what, xi in _inputs(layer, x):
+        _compare(what, _output(layer, xi), declared_normalization(layer, xi))
+    return "float64, within 1e-6, on the three inputs"
+
+
+def _check_reference(layer, x):
+    """The actual output matches the plugin's own stated reference(x)."""
+    for what, xi in _inputs(layer, x):
+        want = np.asarray(layer.reference(xi), dtype=np.float64)
+        _compare(what, _output(layer, xi), want)
+    return f"{type(layer).__name__}.reference, float64, within 1e-6, on {len(_inputs(layer, x))} inputs"
+
+
+def _no_reference(cls):
+    raise AssertionError(f"{cls.__name__} writes its own forward but states no reference(self, x) for its output "
+                         f"to match, so nothing says what it computes; define reference (NumPy, float64)")
 
 
 def _sharing_sample_0(layer, shape):
@@ -138,17 +240,13 @@ def _check_running_stats(layer, x):
     np.testing.assert_allclose(layer.running_var.numpy().reshape(-1), var.reshape(-1), rtol=1e-6,
                                err_msg="running_var is not the unbiased batch variance after one step with momentum 1")
     layer.eval()
-    with no_grad():
-        y = layer(Tensor(x)).numpy().reshape(binding.expanded_shape)
-    shape = [binding.expanded_shape[i] if i in kept else 1 for i in range(xe.ndim)]
-    rm = 0 if mean is None else layer.running_mean.numpy().reshape(shape)
-    xhat = (xe - rm) / np.sqrt(layer.running_var.numpy().reshape(shape) + layer.eps)
-    # γ, β broadcast over the expanded axes: their sizes on the parameter axes, 1 elsewhere (same element order)
-    pshape = [size if name in layer.param_names else 1 for name, size in zip(binding.names, binding.expanded_shape)]
-    w = 1 if layer.weight is None else layer.weight.numpy().reshape(pshape)
-    b = 0 if layer.bias is None else layer.bias.numpy().reshape(pshape)
-    np.testing.assert_allclose(y, xhat * w + b, rtol=1e-6, atol=1e-8, err_msg="eval mode does not use the running statistics")
-    layer.train()
+    try:
+        shape = [binding.expanded_shape[i] if i in kept else 1 for i in range(xe.ndim)]
+        rm = None if mean is None else layer.running_mean.numpy().reshape(shape)
+        want = declared_normalization(layer, x, rm, layer.running_var.numpy().reshape(shape))
+        _compare("the example input in eval mode (running statistics)", _output(layer, x), want)
+    finally:
+        layer.train()
 
 
 def _check_follows_parameters(module, added, x, rng):
@@ -187,7 +285,8 @@ def _check_weight_plugin(cls, report, rng):
 
 
 def check(plugin, seed=0):
-    """Run the conformance checks on a plugin (its name or class); returns a CheckReport (`.ok`, printable)."""
+    """Run the conformance checks on a plugin (its name or class); returns a CheckReport (`.ok`, printable).
+    Nothing the plugin raises escapes: it is the FAIL line of the check it happened in."""
     cls = resolve(plugin)
     report = CheckReport(display_name(cls))
     rng = np.random.default_rng(seed)
@@ -201,15 +300,30 @@ def check(plugin, seed=0):
     _record(report, "gradient check", lambda: _check_gradient(layer, x))
     _record(report, "output shape and dtype", lambda: _check_shape_dtype(layer, x, x.shape))
     declared = getattr(cls, "pattern", None) is not None
-    if declared:
+    own_forward = type(layer).forward is not NormLayer.forward
+    if callable(getattr(layer, "reference", None)):
+        _record(report, "matches its stated reference", lambda: _check_reference(layer, x))
+    elif declared:
         promise = "zero mean, unit variance" if layer.center else "unit mean square (no centering)"
         _record(report, f"{promise} over the reduced axes", lambda: _check_statistics(layer, x))
-    others = np.arange(len(x)) > 0
-    if declared:
-        others &= ~_sharing_sample_0(layer, x.shape)
+        _record(report, "the declared normalization γ·x̂ + β, elementwise", lambda: _check_declared(layer, x))
+    if not callable(getattr(layer, "reference", None)) and (own_forward or not declared):
+        _record(report, "matches its stated reference", lambda: _no_reference(cls))
+    _record_independence(report, layer, x, declared)
+    if declared and getattr(layer, "track_running_stats", False):
+        _record(report, "running statistics and eval mode", lambda: _check_running_stats(layer, x))
+    return report
+
+
+def _record_independence(report, layer, x, declared):
+    """The independence check, named by which samples it changes; working out which is itself guarded."""
+    try:
+        others = np.arange(len(x)) > 0
+        if declared:
+            others &= ~_sharing_sample_0(layer, x.shape)
+    except Exception as e:
+        report.results.append(("independent of the samples outside its statistics", False, f"{type(e).__name__}: {e}"))
+        return
     if others.any():  # BatchNorm pools every sample, so nothing is left to change
         what = "the other samples in the batch" if others[1:].all() else "the samples outside its statistics"
         _record(report, f"independent of {what}", lambda: _check_batch_independence(layer, x, others))
-    if declared and layer.track_running_stats:
-        _record(report, "running statistics and eval mode", lambda: _check_running_stats(layer, x))
-    return report

@@ -4,7 +4,8 @@
     y  = max(γ · x / √(ν² + eps) + β, τ)                                 (TLU: a learned threshold τ)
 
 The normalization is declared; the core does the statistics and the gradient. Only the threshold is
-written by hand, from autograd ops.
+written by hand, from autograd ops. Since its forward adds to the declared normalization, it states a
+reference for the conformance checker to hold its output to.
 """
 import numpy as np
 
@@ -26,3 +27,10 @@ class FilterResponseNorm(NormLayer):
     def forward(self, x):
         tau = self.tau.reshape((1, -1) + (1,) * (x.ndim - 2))
         return super().forward(x).maximum(tau)
+
+    def reference(self, x):
+        """The definition in NumPy (float64), which the conformance checker holds forward to."""
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        gamma, beta, tau = (p.numpy().reshape(shape) for p in (self.weight, self.bias, self.tau))
+        nu2 = (x ** 2).mean(axis=tuple(range(2, x.ndim)), keepdims=True)
+        return np.maximum(gamma * x / np.sqrt(nu2 + self.eps) + beta, tau)

@@ -260,8 +260,13 @@ def test_checkpoint_written_by_rank_0_loads_everywhere():
     dp.save(path)
     try:
         assert os.listdir(folder) == ["model.npz"]
-        fresh = small_model(seed=100 + RANK).load(path)
+        fresh = small_model(seed=100 + RANK)
+        assert fresh.load(path) == ([], [])
         for (name, a), b in zip(fresh.state_dict().items(), dp.module.state_dict().values()):
+            assert np.array_equal(a.numpy(), b.numpy()), name
+        again = dist.DataParallel(small_model(seed=200 + RANK))
+        again.load(path)  # DataParallel loads the bare model's checkpoint its own save wrote
+        for (name, a), b in zip(again.module.state_dict().items(), dp.module.state_dict().values()):
             assert np.array_equal(a.numpy(), b.numpy()), name
     finally:
         dist.barrier()

@@ -373,7 +373,8 @@ def test_norm_state_dict_round_trip_is_exact(tmp_path):
     for _ in range(2):
         bn(tg.randn(4, 3, 2, 2))
     bn.save(tmp_path / "bn.npz")
-    other = nn.BatchNorm2d(3).load(tmp_path / "bn.npz")
+    other = nn.BatchNorm2d(3)
+    other.load(tmp_path / "bn.npz")
     for (k, a), (_, b) in zip(bn.state_dict().items(), other.state_dict().items()):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
     assert other.num_batches_tracked.dtype == np.int64

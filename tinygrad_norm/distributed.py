@@ -112,6 +112,14 @@ class DataParallel(Module):
             self.module.save(path)
         self.world.barrier()
 
+    def load_state_dict(self, state, strict=True):
+        """This wrapper's own state_dict (keys with PyTorch's `module.` prefix) or the bare model's, which is what
+        `save` writes; every process loads the same state."""
+        prefix = "module."
+        if state and not any(isinstance(k, str) and k.startswith(prefix) for k in state):
+            state = {prefix + k if isinstance(k, str) else k: v for k, v in state.items()}
+        return super().load_state_dict(state, strict)
+
     def _mark(self, out):
         if isinstance(out, (tuple, list)):
             return type(out)(self._mark(o) for o in out)

@@ -1,7 +1,10 @@
 """Module and Parameter: the containers that models are made of, with PyTorch's naming and state_dict."""
+import hashlib
 import os
+import re
 import zipfile
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -28,7 +31,20 @@ class StateDictError(KeyError):
 
 
 class CheckpointError(ValueError):
-    """A file is not a checkpoint that `Module.save` wrote."""
+    """A file is not a checkpoint that `Module.save` wrote, or it was damaged since."""
+
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What load_state_dict returns, as PyTorch's: the model's keys the state lacked, and the state's keys the
+    model lacks (both empty after any strict load, which refuses either)."""
+
+    def __repr__(self):
+        return "<All keys matched successfully>" if self == ([], []) else super().__repr__()
+
+
+# save writes this, the number of arrays and a SHA-256 of their names, dtypes, shapes and bytes into the zip
+# archive's comment, which np.load ignores: the file stays a plain .npz that NumPy (and a PyTorch script) reads
+SIGNATURE = b"tinygrad_norm checkpoint v1"
 
 
 def checkpoint_path(path):
@@ -37,25 +53,73 @@ def checkpoint_path(path):
     return path if path.endswith(".npz") else path + ".npz"
 
 
-def read_checkpoint(path):
-    """name -> array from a checkpoint written by `Module.save`; a clear error for anything else."""
+def find_checkpoint(path):
+    """The file `load(path)` reads: what `save(path)` writes (".npz" added) when it is there, else `path` itself,
+    so a folder named like the checkpoint never hides it."""
     path = os.fspath(path)
-    if not os.path.exists(path) and os.path.exists(checkpoint_path(path)):
-        path = checkpoint_path(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}" + ("" if path.endswith(".npz") else " (nor with .npz added)"))
+    for candidate in dict.fromkeys((checkpoint_path(path), path)):
+        if os.path.isfile(candidate):
+            return candidate
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path!r} is a folder, not a checkpoint (save({path!r}) writes {checkpoint_path(path)!r})")
+    raise FileNotFoundError(f"no checkpoint at {path!r}" + ("" if path.endswith(".npz") else " (nor with .npz added)"))
+
+
+def _digest(arrays):
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.data if a.size else b"")
+    return h.hexdigest()
+
+
+def write_checkpoint(path, arrays):
+    """Write name -> NumPy array as an uncompressed .npz archive, as np.savez does, signed in its comment. It is
+    written beside `path` and renamed into place, so a save that fails leaves any earlier file whole."""
+    if os.path.isdir(path):
+        raise CheckpointError(f"cannot save to {path!r}: it is a folder")
+    temporary = f"{path}.partial-{os.getpid()}"
+    try:
+        with zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, a in arrays.items():
+                with archive.open(name + ".npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
+            archive.comment = SIGNATURE + f" arrays={len(arrays)} sha256={_digest(arrays)}".encode()
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def read_checkpoint(path):
+    """name -> array from a checkpoint written by `Module.save` (or any .npz of arrays); a CheckpointError naming
+    the file and what is wrong for anything else, a damaged file included."""
+    path = find_checkpoint(path)
+    what = f"{path!r} is not a checkpoint written by tinygrad_norm's Module.save (a .npz archive of arrays)"
     if not zipfile.is_zipfile(path):
-        why = "it is not a .npz (zip) archive"
-    else:
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                return {k: archive[k] for k in archive.files}
-        except ValueError:  # NumPy's message suggests allow_pickle=True, which would run code from the file
-            why = "it holds Python objects (pickles), which a checkpoint never does"
-        except (OSError, zipfile.BadZipFile) as e:
-            why = f"{type(e).__name__}: {e}"
-    raise CheckpointError(f"{path!r} is not a checkpoint written by tinygrad_norm's Module.save (a .npz archive "
-                          f"of arrays): {why}")
+        raise CheckpointError(f"{what}: it is not a .npz (zip) archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            comment = archive.comment
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            raise CheckpointError(f"{path!r} is damaged: {type(e).__name__}: {e}") from None
+        # NumPy's message suggests allow_pickle=True, which would run code from the file
+        raise CheckpointError(f"{what}: it holds Python objects (pickles), which a checkpoint never does") from None
+    except Exception as e:  # zip and npy readers raise many kinds on a damaged file: BadZipFile, EOFError, ...
+        raise CheckpointError(f"{path!r} is damaged: {type(e).__name__}: {e}") from None
+    if comment.startswith(SIGNATURE):
+        signed = re.fullmatch(rb" arrays=(\d+) sha256=([0-9a-f]{64})", comment[len(SIGNATURE):])
+        if signed is None:
+            raise CheckpointError(f"{path!r} is damaged: its signature ({comment!r}) cannot be read")
+        if signed.group(2).decode() != _digest(arrays):
+            raise CheckpointError(
+                f"{path!r} is damaged: its arrays are not the ones save wrote (it signed {int(signed.group(1))} "
+                f"arrays; {len(arrays)} read back, and their names, dtypes, shapes or bytes differ)")
+    return arrays
 
 
 class Module:
@@ -228,33 +292,49 @@ class Module:
         return OrderedDict((k, t.detach()) for k, t in self._state_tensors())
 
     def load_state_dict(self, state, strict=True):
-        """Copy values in by name. With strict, any missing, unexpected or mis-shaped key is an error naming all of them."""
+        """Copy values in by name; returns IncompatibleKeys(missing_keys, unexpected_keys), as PyTorch. Every key,
+        shape and dtype is checked and every value converted before anything is written, so a load that fails
+        leaves the module as it was. With strict, any missing or unexpected key is an error naming all of them;
+        a mis-shaped key or a value that is not numbers always is."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict takes a mapping of name -> array (a state_dict); got {type(state).__name__}")
         own = dict(self._state_tensors())
-        state = {k: as_numpy(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
-        mismatched = [f"{k}: checkpoint {state[k].shape} vs model {own[k].shape}"
-                      for k in own if k in state and state[k].shape != own[k].shape]
+        mismatched, wrong_kind, arrays = [], [], {}
+        for k, t in own.items():
+            if k not in state:
+                continue
+            v = state[k]
+            a = as_numpy(v.data if isinstance(v, Tensor) else v)
+            if a.dtype.kind not in "biuf":
+                wrong_kind.append(f"{k}: checkpoint holds {a.dtype} values, not numbers to cast to {t.dtype}")
+            elif a.shape != t.shape:
+                mismatched.append(f"{k}: checkpoint {a.shape} vs model {t.shape}")
+            else:
+                arrays[k] = a
         problems = (["missing keys: " + ", ".join(missing)] if missing and strict else []) + \
-                   (["unexpected keys: " + ", ".join(unexpected)] if unexpected and strict else []) + \
-                   (["shape mismatches: " + "; ".join(mismatched)] if mismatched else [])
+                   (["unexpected keys: " + ", ".join(map(str, unexpected))] if unexpected and strict else []) + \
+                   (["shape mismatches: " + "; ".join(mismatched)] if mismatched else []) + \
+                   (["values that are not numbers: " + "; ".join(wrong_kind)] if wrong_kind else [])
         if problems:
             raise StateDictError(f"cannot load state dict into {type(self).__name__}: " + ". ".join(problems))
-        for k, t in own.items():
-            if k in state:
-                t.data = to_device(state[k].astype(t.dtype, copy=True), t.device)
-        return self
+        converted = {k: to_device(a.astype(own[k].dtype, copy=True), own[k].device) for k, a in arrays.items()}
+        for k, data in converted.items():  # nothing below can fail: the module changes all at once
+            own[k].data = data
+        return IncompatibleKeys(missing, unexpected)
 
     def save(self, path):
-        """Write the state dict as a .npz archive (no pickle); ".npz" is added to a path without it, as
-        NumPy does. Returns the path written."""
+        """Write the state dict as a .npz archive (no pickle, signed so that damage is detected); ".npz" is added
+        to a path without it, as NumPy does. Returns the path written."""
         path = checkpoint_path(path)
-        np.savez(path, **{k: as_numpy(v.data) for k, v in self.state_dict().items()})
+        write_checkpoint(path, {k: as_numpy(v.data) for k, v in self.state_dict().items()})
         return path
 
     def load(self, path, strict=True):
-        """Load a checkpoint written by `save` (the same path works: ".npz" is added when missing). Never runs
-        code from the file (no pickle)."""
+        """load_state_dict of the checkpoint `save(path)` wrote (the same path works: ".npz" is added when
+        missing). Never runs code from the file (no pickle); a damaged file is a CheckpointError and changes
+        nothing. Returns IncompatibleKeys(missing_keys, unexpected_keys)."""
         return self.load_state_dict(read_checkpoint(path), strict=strict)
 
 

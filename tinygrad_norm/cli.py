@@ -127,11 +127,15 @@ def cmd_graph(args):
 
     from .tensor import randn
     from .viz import draw_graph, render
+    from .module import Module
     build = load_target(args.target)
     if not callable(build):
         raise CommandError(f"{args.target} is not a function that builds a model; it is {build!r}")
-    model = build()
-    out = model(randn(*args.shape))
+    model = _run_user_code(lambda: build(), f"{args.target}() raised")
+    if not isinstance(model, Module):
+        raise CommandError(f"{args.target}() must return a model (an nn.Module); it returned {type(model).__name__}"
+                           f"{'' if model is None else f' {model!r}'[:80]}")
+    out = _run_user_code(lambda: model(randn(*args.shape)), f"the model from {args.target} on an input of shape {args.shape}")
     dot = draw_graph(out, model, collapse=args.collapse.split(",") if args.collapse else ())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -139,6 +143,14 @@ def cmd_graph(args):
     for w in caught:
         print(w.message)
     print(f"wrote {written}: the graph of {type(model).__name__} on an input of shape {args.shape}")
+
+
+def _run_user_code(fn, what):
+    """fn(), where a user's code raising anything is a CommandError: one line naming what raised and why."""
+    try:
+        return fn()
+    except Exception as e:
+        raise CommandError(f"{what}: {type(e).__name__}: {e}") from None
 
 
 class Parser(argparse.ArgumentParser):

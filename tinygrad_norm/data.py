@@ -3,6 +3,7 @@ here (make_mnist1d); nothing is downloaded."""
 import numpy as np
 
 from . import world
+from .backend import get_array_module
 from .tensor import Tensor
 
 
@@ -21,6 +22,9 @@ class TensorDataset(Dataset):
 
     def __init__(self, *arrays):
         self.arrays = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
+        if not self.arrays or any(a.ndim == 0 for a in self.arrays):
+            raise ValueError(f"TensorDataset needs one or more arrays with a first axis to index; got shapes "
+                             f"{[a.shape for a in self.arrays]}")
         if len({len(a) for a in self.arrays}) != 1:
             raise ValueError(f"TensorDataset needs arrays of one length; got lengths {[len(a) for a in self.arrays]}")
 
@@ -63,13 +67,22 @@ class DistributedSampler:
 
 class DataLoader:
     """Batches of Tensors from a dataset; shuffle draws a new order each epoch from its own seeded generator.
-    A sampler (e.g. DistributedSampler) gives the order instead, so it excludes shuffle."""
+    A sampler (e.g. DistributedSampler) gives the order instead, so it excludes shuffle.
+
+    An item is a tuple of fields (each an array, a Tensor or a number) and a batch the tuple of each field stacked
+    along a new first axis; an item that is one array or number gives a batch that is one Tensor (PyTorch's
+    collation). Items of other structures, or a field whose shapes differ between items, are an error naming them."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, sampler=None):
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer; got {batch_size!r}")
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"DataLoader: the dataset must have __len__ and __getitem__ (a Dataset, or a TensorDataset "
+                            f"of arrays); got {type(dataset).__name__}")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: give shuffle or a sampler, not both; the sampler decides the order "
                              "(DistributedSampler shuffles itself)")
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
         self.sampler, self.rng = sampler, np.random.default_rng(seed)
 
     def __len__(self):
@@ -84,10 +97,41 @@ class DataLoader:
         for k in range(len(self)):
             idx = order[k * self.batch_size:(k + 1) * self.batch_size]
             if isinstance(self.dataset, TensorDataset):  # one fancy-index per array instead of a Python loop
-                batch = [a[idx] for a in self.dataset.arrays]
+                yield tuple(Tensor(a[idx]) for a in self.dataset.arrays)
             else:
-                batch = [np.stack(column) for column in zip(*(self.dataset[int(i)] for i in idx))]
-            yield tuple(Tensor(b) for b in batch)
+                yield collate([self.dataset[int(i)] for i in idx], [int(i) for i in idx])
+
+
+def collate(items, indices):
+    """One batch from the dataset's items at `indices` (see DataLoader)."""
+    fields = lambda item: len(item) if isinstance(item, (tuple, list)) else None  # None: one value, not a tuple
+    width = fields(items[0])
+    for i, item in zip(indices, items):
+        if fields(item) != width:
+            say = lambda n: "one value" if n is None else f"{n} field{'s' * (n != 1)}"
+            raise ValueError(f"DataLoader: item {indices[0]} has {say(width)} but item {i} has {say(fields(item))}; "
+                             f"every item of a dataset must have the same fields")
+    if width is None:
+        return _stack(items, "the items", indices)
+    return tuple(_stack([item[f] for item in items], f"field {f}", indices) for f in range(width))
+
+
+def _stack(values, what, indices):
+    """values (arrays, Tensors or numbers, one per item) stacked along a new first axis, as a Tensor."""
+    arrays = [v.data if isinstance(v, Tensor) else v for v in values]
+    xp = get_array_module(*arrays)
+    try:
+        arrays = [xp.asarray(a) for a in arrays]
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"DataLoader: {what} of an item is not an array or a number: {type(e).__name__}: {e}") from None
+    for i, value, a in zip(indices, values, arrays):
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"DataLoader: {what} of item {i} is a {type(value).__name__} of dtype {a.dtype}; a batch "
+                            f"stacks arrays or numbers")
+        if a.shape != arrays[0].shape:
+            raise ValueError(f"DataLoader: {what} of item {indices[0]} has shape {arrays[0].shape} but of item {i} "
+                             f"shape {a.shape}; a batch stacks values of one shape (pad or crop them, or use batch_size=1)")
+    return Tensor(xp.stack(arrays))
 
 
 def load_digits(test_fraction=0.2, seed=0):

@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from .backend import as_numpy, device_of, get_array_module, to_device
+from .backend import as_numpy, device_of, get_array_module, is_array, to_device
 from .tensor import Tensor
 
 # Set by the launchers: MPICH and Intel MPI (Hydra), Open MPI, PMIx (Slurm's srun), MVAPICH.
@@ -137,20 +137,32 @@ def barrier():
     world().barrier()
 
 
-def _check_alike(what, a, root=None):
-    """Raise the same ValueError on every process unless every process's array has one shape and dtype."""
-    mine = (tuple(a.shape), str(a.dtype))
+def _input_problem(x, what):
+    """Why x cannot go through a collective, or None: it must be a Tensor or an array of numbers."""
+    if not (isinstance(x, Tensor) or is_array(x)):
+        hint = " (stack a list of arrays into one with np.stack first)" if isinstance(x, (list, tuple)) else ""
+        return f"{what} takes a Tensor, a NumPy array or a CuPy array; got {type(x).__name__}{hint}"
+    if x.dtype.kind not in "biuf":
+        return f"{what} takes numbers (bool, integer or floating-point arrays); got dtype {x.dtype}"
+    return None
+
+
+def _on_host(x, what, root=None):
+    """(a NumPy copy of x to send, a function that turns a NumPy result back into x's kind and device), once
+    every process's x is known to be alike: a Tensor or array of numbers of one shape and dtype everywhere, else
+    the same TypeError or ValueError on every process (never a hang). A copy, so that a result never aliases the
+    caller's array (a world of one hands its input back)."""
+    problem = _input_problem(x, what)
+    mine = ("problem", problem) if problem else (tuple(x.shape), str(x.dtype))
     seen = world().gather_objects(mine)
+    problems = [(r, p) for r, (kind, p) in enumerate(seen) if kind == "problem"]
+    if problems:
+        raise TypeError("; ".join(f"on rank {r}: {p}" for r, p in problems) if len(seen) > 1 else problems[0][1])
     if len(set(seen)) > 1:
         each = ", ".join(f"rank {r}: {s} {d}" for r, (s, d) in enumerate(seen))
         raise ValueError(f"{what} needs the same shape and dtype on every process; got {each}")
     if root is not None and not 0 <= root < len(seen):
         raise ValueError(f"{what}: root {root} is not a rank of this world of {len(seen)} processes")
-
-
-def _on_host(x):
-    """(a NumPy copy of x to send, a function that turns a NumPy result back into x's kind and device); a copy,
-    so that a result never aliases the caller's array (a world of one hands its input back)."""
     if isinstance(x, Tensor):
         device = x.device
         return np.array(as_numpy(x.data)), lambda a: Tensor(to_device(a, device))
@@ -164,8 +176,7 @@ def all_reduce(x, op="sum"):
     grad) for a Tensor, a CuPy array for a CuPy array, else a NumPy array."""
     if op not in OPS:
         raise ValueError(f"all_reduce: op must be one of {OPS}; got {op!r}")
-    host, back = _on_host(x)
-    _check_alike("all_reduce", host)
+    host, back = _on_host(x, "all_reduce")
     total = world().all_reduce(host)
     if op == "mean":
         total = total / world().size
@@ -174,6 +185,5 @@ def all_reduce(x, op="sum"):
 
 def broadcast(x, root=0):
     """Rank `root`'s x on every process, as x's kind (every process passes an x of the same shape and dtype)."""
-    host, back = _on_host(x)
-    _check_alike("broadcast", host, root)
+    host, back = _on_host(x, "broadcast", root)
     return back(world().broadcast(host, root))

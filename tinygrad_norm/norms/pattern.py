@@ -83,6 +83,9 @@ class Pattern:
             raise PatternError(f"{owner}: pattern {text!r} names no input axes")
         if len(set(names)) != len(names):
             raise PatternError(f"{owner}: pattern {text!r} repeats an axis name")
+        if len(set(self.kept)) != len(self.kept):
+            twice = sorted({k for k in self.kept if self.kept.count(k) > 1}, key=str)
+            raise PatternError(f"{owner}: pattern {text!r} keeps axis {twice[0]!r} twice; each kept axis is named once")
         for item in self.kept:
             if isinstance(item, tuple):
                 raise PatternError(f"{owner}: kept axes cannot be grouped in pattern {text!r}")

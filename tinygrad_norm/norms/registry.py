@@ -68,9 +68,19 @@ def problem(cls):
     return None
 
 
+def name_problem(name):
+    """Why `name` cannot name a plugin, or None: a registered name is a non-empty string without spaces."""
+    if not isinstance(name, str):
+        return f"a plugin's name is a string; got {type(name).__name__} {name!r}"
+    if not name or name != name.strip() or any(c.isspace() for c in name):
+        return f"a plugin's name is a non-empty string without spaces; got {name!r}"
+    return None
+
+
 class _Registry:
     def __init__(self):
         self.plugins, self.origins, self.failures, self.loaded = {}, {}, {}, False
+        self.skipped = {}  # name -> origin of the entry points the autoload switch left out
 
     def load(self):
         if self.loaded:
@@ -81,6 +91,7 @@ class _Registry:
         for ep in entry_points(group=GROUP):
             dist = getattr(ep.dist, "name", None) or "an unknown distribution"
             if builtin_only and dist.lower().replace("_", "-") != BUILTIN_DIST:
+                self.skipped[ep.name] = f"{ep.value} from {dist}"
                 continue
             claims.setdefault(ep.name, []).append((ep, f"{ep.value} from {dist}"))
         for name, found in claims.items():
@@ -114,12 +125,20 @@ _registry = _Registry()
 def get(name):
     """The plugin class registered under `name`."""
     _registry.load()
+    if not isinstance(name, str):
+        raise NormPluginError(f"cannot look up a norm plugin: {name_problem(name)}")
     if name in _registry.plugins:
         return _registry.plugins[name]
     if name in _registry.failures:
         raise NormPluginError(f"norm plugin {name!r} is unavailable: {_registry.failures[name]}")
+    if name in _registry.skipped:
+        raise NormPluginError(f"norm plugin {name!r} ({_registry.skipped[name]}) is installed but was not loaded: "
+                              f"{DISABLE_ENV} is set, so only tinygrad-norm's own plugins load; unset it to use "
+                              f"third-party plugins")
     raise NormPluginError(f"no norm plugin named {name!r}; available: {', '.join(available()) or 'none'}"
-                          + (f"; failed to load: {', '.join(sorted(_registry.failures))}" if _registry.failures else ""))
+                          + (f"; failed to load: {', '.join(sorted(_registry.failures))}" if _registry.failures else "")
+                          + (f"; not loaded because {DISABLE_ENV} is set: {', '.join(sorted(_registry.skipped))}"
+                             if _registry.skipped else ""))
 
 
 def resolve(plugin):
@@ -167,10 +186,13 @@ def register(cls=None, *, name=None, replace=False):
         why = problem(cls)
         if why:
             raise NormPluginError(f"cannot register {getattr(cls, '__name__', cls)!r} as a norm plugin: {why}")
-        key = name or getattr(cls, "plugin_name", None)
-        if not key:
+        key = getattr(cls, "plugin_name", None) if name is None else name
+        if key is None:
             raise NormPluginError(f"register({cls.__name__}) needs a name: pass name=... or set the class attribute "
                                   f"`plugin_name`")
+        why = name_problem(key)
+        if why:
+            raise NormPluginError(f"cannot register {cls.__name__!r} as a norm plugin: {why}")
         here = f"{cls.__module__}:{cls.__qualname__} registered at runtime"
         if key in _registry.plugins and not replace and _registry.plugins[key] is not cls:
             raise NormPluginError(f"the name {key!r} is claimed by more than one plugin: {_registry.origins[key]} and "

@@ -83,7 +83,12 @@ class Function:
             out = self.forward(*(t.data for t in inputs))
         except ValueError as e:  # NumPy's shape errors do not say which op or which shapes
             shapes = ", ".join(str(t.shape) for t in inputs)
-            raise ValueError(f"{self.name} on inputs of shapes {shapes}: {e}") from e
+            message = f"{self.name} on inputs of shapes {shapes}: {e}"
+            try:  # the same kind of error (an axis error stays an IndexError too), with the op named
+                named = type(e)(message)
+            except Exception:
+                named = ValueError(message)
+            raise named from e
         requires_grad = _grad_enabled and any(self.needs_grad)
         result = type(inputs[0])._from_array(out, requires_grad)  # the inputs' class (Tensor) wraps the output
         if requires_grad:

@@ -101,3 +101,20 @@ def float_of(dtype):
 def sum_of(dtype):
     """The dtype of a sum: int64 for bool and integers (PyTorch's rule), else dtype."""
     return dtype if dtype.kind == "f" else INT64
+
+
+TABLE_DTYPES = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
+
+
+def promotion_table():
+    """The rule as a Markdown table (the README's): the result dtype of a tensor of the row's dtype beside a
+    tensor of the column's, or beside a Python number."""
+    short = lambda d: {"bool": "bool"}.get(d, d.replace("float", "f").replace("uint", "u").replace("int", "i"))
+    head = ["tensor ⊕"] + [short(d) for d in TABLE_DTYPES] + ["`True`", "`2`", "`2.5`"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for a in TABLE_DTYPES:
+        left = np.zeros(1, a)
+        cells = [short(str(result_type(left, np.zeros(1, b)))) for b in TABLE_DTYPES]
+        cells += [short(str(result_type(left, s))) for s in (True, 2, 2.5)]
+        rows.append("| " + " | ".join([f"**{short(a)}**"] + cells) + " |")
+    return "\n".join(rows) + "\n"

@@ -170,8 +170,8 @@ class Tensor:
     # ---- arithmetic -------------------------------------------------------------------------------
     def __add__(self, o): return ops.Add.apply(*self._pair(o))
     def __radd__(self, o): return ops.Add.apply(*self._pair(o, reverse=True))
-    def __sub__(self, o): return ops.Sub.apply(*_no_bool_subtraction(self._pair(o)))
-    def __rsub__(self, o): return ops.Sub.apply(*_no_bool_subtraction(self._pair(o, reverse=True)))
+    def __sub__(self, o): return ops.Sub.apply(*self._pair(_no_bool_subtraction(self, o)))
+    def __rsub__(self, o): return ops.Sub.apply(*self._pair(_no_bool_subtraction(self, o), reverse=True))
     def __mul__(self, o): return ops.Mul.apply(*self._pair(o))
     def __rmul__(self, o): return ops.Mul.apply(*self._pair(o, reverse=True))
     def __truediv__(self, o): return ops.Div.apply(*(t._floating() for t in self._pair(o)))
@@ -182,15 +182,15 @@ class Tensor:
     def __getitem__(self, index): return ops.GetItem.apply(self, index=_raw_index(index))
 
     def __pow__(self, o):
-        if type(o) in (int, float):  # a Python exponent: one op, a closed-form derivative
+        if type(o) in (bool, int, float):  # a Python exponent: one op, a closed-form derivative
             base, _ = self._pair(o)
             if base.dtype.kind != "f" and o < 0:
                 raise ValueError(f"integers to negative integer powers are not allowed (a {base.dtype} tensor ** {o}); "
                                  f"cast the tensor to a float dtype first")
             return ops.PowScalar.apply(base, p=o)
-        return ops.Pow.apply(*self._pair(o))
+        return ops.Pow.apply(*_no_bool_power(self._pair(o)))
 
-    def __rpow__(self, o): return ops.Pow.apply(*self._pair(o, reverse=True))
+    def __rpow__(self, o): return ops.Pow.apply(*_no_bool_power(self._pair(o, reverse=True)))
 
     # comparisons give constant boolean tensors (no graph), as in PyTorch; the operands are compared in their
     # promoted dtype
@@ -249,7 +249,8 @@ class Tensor:
         NaN where n <= correction, as in PyTorch."""
         axes = ops.normalize_axis(axis, self.ndim)
         n = int(np.prod([self.shape[i] for i in axes]))
-        centred = self - self.mean(axis=axes, keepdims=True)
+        x = self._floating()
+        centred = x - x.mean(axis=axes, keepdims=True)
         return (centred * centred).sum(axis=axes, keepdims=keepdims) * (1.0 / (n - correction) if n > correction else np.nan)
 
     # ---- movement ---------------------------------------------------------------------------------
@@ -270,7 +271,8 @@ class Tensor:
         """Swap axes dim0 and dim1 (by default the last two; below 2-D there is nothing to swap). A 0-d or 1-D
         tensor comes back as it is for any dims valid for it, as in PyTorch."""
         if self.ndim < 2:
-            ops.normalize_axis(tuple(d for d in (dim0, dim1) if d is not None), self.ndim)
+            for d in (dim0, dim1):
+                ops.normalize_axis(() if d is None else (d,), self.ndim)
             return self.reshape(self.shape)
         dim0, dim1 = -2 if dim0 is None else dim0, -1 if dim1 is None else dim1
         axes = list(range(self.ndim))
@@ -360,10 +362,17 @@ def promoted(*operands):
     return out
 
 
-def _no_bool_subtraction(pair):
+def _no_bool_subtraction(tensor, other):
+    """`other`, unless either operand of a subtraction is bool, which PyTorch refuses."""
+    if tensor.dtype == bool or isinstance(other, bool) or getattr(other, "dtype", None) == bool:
+        raise TypeError("subtraction, the - operator, with a bool operand is not defined (as in PyTorch); use "
+                        "logical operations, or cast first, e.g. t.astype('int64')")
+    return other
+
+
+def _no_bool_power(pair):
     if pair[0].dtype == bool:
-        raise TypeError("subtraction, the - operator, of two bool tensors is not defined (as in PyTorch); use "
-                        "logical operations or cast first, e.g. t.astype('int64')")
+        raise TypeError("pow is not defined between bool tensors (as in PyTorch); cast first, e.g. t.astype('int64')")
     return pair
 
 

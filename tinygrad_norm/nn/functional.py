@@ -4,7 +4,7 @@ import numpy as np
 from .. import ops
 from ..backend import get_array_module
 from ..random import rng
-from ..tensor import Tensor, stack
+from ..tensor import Tensor, stack, where
 
 
 def _pair(v):
@@ -18,7 +18,8 @@ def gelu(x, approximate="none"): return ops.Gelu.apply(x, approximate=approximat
 
 
 def leaky_relu(x, negative_slope=0.01):
-    return x.maximum(x * negative_slope) if negative_slope <= 1 else x.minimum(x * negative_slope)
+    """x where x > 0, else negative_slope·x; the gradient at 0 is negative_slope, as in PyTorch."""
+    return where(x.data > 0, x, x * negative_slope)
 
 
 def log_softmax(x, axis=-1):

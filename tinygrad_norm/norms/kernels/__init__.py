@@ -20,7 +20,8 @@ and, where an implementation can fuse the halves of one direction (numba_cpu), o
 which the op uses when nothing sits between the halves (normalize.forward / normalize.backward).
 
 x, y, dy and dx have the input's shape and dtype; mean and var have `plan.stats_shape` and are float32 for
-float16 input (the statistics are accumulated in float32 or wider), else x's dtype. w, b (None when absent)
+float16 input (the statistics are accumulated in float32 or wider), else x's dtype, or wider: numba_cpu's are
+float64, its accumulators' precision, so that its backward subtracts an unrounded mean. w, b (None when absent)
 are the parameters as the layer holds them; dw, db come back in their shape and dtype. bfloat16 has no
 NumPy dtype, so it never reaches a kernel.
 """

@@ -334,7 +334,9 @@ def forward(plan, x, w, b, eps):
     kernel, shape, extra = _kernel(plan.layout, 0)
     x_ = _compute(x, shape)
     out = np.empty_like(x_)
-    mean, var = np.empty(_stats_shape(plan, shape), x_.dtype), np.empty(_stats_shape(plan, shape), x_.dtype)
+    # float64 statistics, the accumulators' precision: backward subtracts a mean that was not rounded to float32
+    # (on float32 data offset by 1e6 a rounded mean is 0.03 off, and so was every input gradient)
+    mean, var = np.empty(_stats_shape(plan, shape)), np.empty(_stats_shape(plan, shape))
     w_ = _param_view(w, plan, x_.dtype)
     b_ = np.zeros_like(w_) if b is None else _param_view(b, plan, x_.dtype)
     kernel(x_, w_, b_, eps, plan.center, out, mean, var, *extra)
@@ -349,8 +351,8 @@ def backward(plan, x, dy, mean, var, w, eps):
     dx = np.empty_like(x_)
     w_ = _param_view(w, plan, x_.dtype)
     stats_shape = _stats_shape(plan, shape)
-    mean_ = np.zeros(stats_shape, x_.dtype) if mean is None else mean.reshape(stats_shape)
-    var_ = var.reshape(stats_shape)
+    mean_ = np.zeros(stats_shape) if mean is None else mean.reshape(stats_shape)
+    var_ = var.reshape(stats_shape).astype(np.float64, copy=False)
     if plan.layout[0] == "rows":
         nb, nk, nj, _ = plan.layout[1]
         chunks = max(1, min(nb * nk, numba.get_num_threads()))
@@ -371,7 +373,7 @@ def statistics(plan, x):
     if kernel is None:
         return reference.statistics(plan, x)
     x_ = _compute(x, shape)
-    mean, var = np.empty(shape[1], x_.dtype), np.empty(shape[1], x_.dtype)
+    mean, var = np.empty(shape[1]), np.empty(shape[1])  # float64, as forward's
     kernel(x_, plan.center, mean, var)
     return (mean.reshape(plan.stats_shape) if plan.center else None), var.reshape(plan.stats_shape)
 

@@ -1,0 +1,221 @@
+"""Property-based sweep (hypothesis): every elementwise op, binary op and reduction over 0-d inputs, zero-size
+axes, NaN and ±inf, against NumPy, and against PyTorch where it is installed: values, dtype and shape forward; the
+gradient beside PyTorch's on finite inputs of the same shapes (0-d and empty ones included)."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinygrad_norm as tg
+from tinygrad_norm.nn import functional as F
+
+try:
+    import torch
+    import torch.nn.functional as TF
+except ImportError:  # the NumPy half still runs
+    torch = None
+
+pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # NumPy's, on the references' inf and NaN
+              pytest.mark.filterwarnings("ignore:var\\(\\)\: degrees of freedom:UserWarning")]  # PyTorch's
+SWEEP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DTYPES = [np.float32, np.float64]
+SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
+
+
+def special(dtype, finite=False):
+    """Floats of `dtype` with NaN, ±inf, ±0 and subnormals among them (unless finite)."""
+    width = 32 if dtype == np.float32 else 64
+    return st.floats(allow_nan=not finite, allow_infinity=not finite, width=width,
+                     **({"min_value": -50, "max_value": 50} if finite else {}))
+
+
+def arrays(dtype, shape, finite=False):
+    return hnp.arrays(dtype, shape, elements=special(dtype, finite))
+
+
+def erf(x):
+    return np.vectorize(math.erf, otypes=[np.float64])(x) if x.size else x.astype(np.float64)
+
+
+def np_softmax(x, axis, log=False):
+    if x.size == 0:
+        return x.copy()
+    shifted = x - x.max(axis=axis, keepdims=True)
+    lse = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted - lse if log else np.exp(shifted - lse)
+
+
+# name: (ours, NumPy's, PyTorch's); each takes the input and its dtype's NumPy type for constants
+UNARY = {
+    "exp": (lambda t: t.exp(), np.exp, lambda t: t.exp()),
+    "log": (lambda t: t.log(), np.log, lambda t: t.log()),
+    "sqrt": (lambda t: t.sqrt(), np.sqrt, lambda t: t.sqrt()),
+    "abs": (lambda t: t.abs(), np.abs, lambda t: t.abs()),
+    "neg": (lambda t: -t, np.negative, lambda t: -t),
+    "tanh": (lambda t: t.tanh(), np.tanh, lambda t: t.tanh()),
+    "sigmoid": (lambda t: t.sigmoid(), lambda a: 1 / (1 + np.exp(-a)), lambda t: t.sigmoid()),
+    "relu": (lambda t: t.relu(), lambda a: np.maximum(a, 0), lambda t: t.relu()),
+    "leaky_relu": (lambda t: F.leaky_relu(t, 0.1), lambda a: np.where(a >= 0, a, 0.1 * a) if a.size else a,
+                   lambda t: TF.leaky_relu(t, 0.1)),
+    "gelu": (lambda t: F.gelu(t), lambda a: (a * 0.5 * (1 + erf(a / np.sqrt(2)))).astype(a.dtype), lambda t: TF.gelu(t)),
+    "square": (lambda t: t ** 2, np.square, lambda t: t ** 2),
+    "rsqrt": (lambda t: t ** -0.5, lambda a: 1 / np.sqrt(a), lambda t: t ** -0.5),
+    "clip": (lambda t: t.clip(-1, 1), lambda a: np.clip(a, -1, 1), lambda t: t.clamp(-1, 1)),
+}
+BINARY = {
+    "add": (lambda a, b: a + b, np.add, lambda a, b: a + b),
+    "sub": (lambda a, b: a - b, np.subtract, lambda a, b: a - b),
+    "mul": (lambda a, b: a * b, np.multiply, lambda a, b: a * b),
+    "div": (lambda a, b: a / b, np.divide, lambda a, b: a / b),
+    "pow": (lambda a, b: a ** b, np.power, lambda a, b: a ** b),
+    "maximum": (lambda a, b: a.maximum(b), np.maximum, torch.maximum if torch else None),
+    "minimum": (lambda a, b: a.minimum(b), np.minimum, torch.minimum if torch else None),
+}
+
+
+def torch_reduce(name):
+    return {"sum": lambda t, axis: t.sum() if axis is None else t.sum(axis),
+            "mean": lambda t, axis: t.mean() if axis is None else t.mean(axis),
+            "max": lambda t, axis: t.amax() if axis is None else t.amax(axis),
+            "min": lambda t, axis: t.amin() if axis is None else t.amin(axis),
+            "var": lambda t, axis: t.var() if axis is None else t.var(axis),
+            "cumsum": lambda t, axis: t.cumsum(axis),
+            "softmax": lambda t, axis: t.softmax(axis),
+            "log_softmax": lambda t, axis: t.log_softmax(axis)}[name]
+
+
+def np_axis(a, axis):
+    return None if a.ndim == 0 else axis
+
+
+REDUCE = {
+    "sum": (lambda t, axis: t.sum(axis=axis), lambda a, axis: np.sum(a, axis=np_axis(a, axis))),
+    "mean": (lambda t, axis: t.mean(axis=axis), lambda a, axis: np.mean(a, axis=np_axis(a, axis))),
+    "max": (lambda t, axis: t.max(axis=axis), lambda a, axis: np.max(a, axis=np_axis(a, axis))),
+    "min": (lambda t, axis: t.min(axis=axis), lambda a, axis: np.min(a, axis=np_axis(a, axis))),
+    "var": (lambda t, axis: t.var(axis=axis), lambda a, axis: np.var(a, axis=np_axis(a, axis), ddof=1)),
+    "cumsum": (lambda t, axis: t.cumsum(axis), lambda a, axis: a.copy() if a.ndim == 0 else np.cumsum(a, axis)),
+    "softmax": (lambda t, axis: F.softmax(t, axis), lambda a, axis: np_softmax(a, np_axis(a, axis))),
+    "log_softmax": (lambda t, axis: F.log_softmax(t, axis), lambda a, axis: np_softmax(a, np_axis(a, axis), log=True)),
+}
+NEEDS_AXIS = {"cumsum", "softmax", "log_softmax"}
+NONEMPTY = {"max", "min"}  # an empty max has no value: NumPy, PyTorch and we all refuse it
+
+
+def same(got, want, dtype, what):
+    """Values equal to the dtype's tolerance, NaN where NaN, ±inf where ±inf; the same shape and dtype."""
+    got = got.numpy() if isinstance(got, tg.Tensor) else got
+    want = np.asarray(want.detach().numpy() if torch is not None and isinstance(want, torch.Tensor) else want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    assert got.dtype == dtype, f"{what}: dtype {got.dtype}, expected {np.dtype(dtype)}"
+    rtol = 2e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=rtol,
+                               equal_nan=True, err_msg=what)
+
+
+def quiet():
+    return np.errstate(all="ignore")
+
+
+@pytest.mark.parametrize("name", list(UNARY))
+@SWEEP
+@given(data=st.data())
+def test_elementwise_ops_on_special_values(name, data):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    a = data.draw(arrays(dtype, data.draw(SHAPES)))
+    ours, ref, theirs = UNARY[name]
+    with quiet():
+        got = ours(tg.Tensor(a))
+        same(got, ref(a), dtype, f"{name}{a!r} against NumPy")
+    if torch is not None:
+        same(got, theirs(torch.from_numpy(a.copy())), dtype, f"{name}{a!r} against PyTorch")
+
+
+@pytest.mark.parametrize("name", list(BINARY))
+@SWEEP
+@given(data=st.data())
+def test_binary_ops_on_special_values_with_broadcasting(name, data):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0, max_side=3))
+    a, b = (data.draw(arrays(dtype, s)) for s in shapes.input_shapes)
+    ours, ref, theirs = BINARY[name]
+    with quiet():
+        got = ours(tg.Tensor(a), tg.Tensor(b))
+        same(got, ref(a, b), dtype, f"{name}({a!r}, {b!r}) against NumPy")
+    if torch is not None:
+        same(got, theirs(torch.from_numpy(a.copy()), torch.from_numpy(b.copy())), dtype,
+             f"{name}({a!r}, {b!r}) against PyTorch")
+
+
+def reduction_case(data, name, finite=False):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    shape = data.draw(SHAPES)
+    if name in NONEMPTY:
+        shape = tuple(max(n, 1) for n in shape)
+    a = data.draw(arrays(dtype, shape, finite))
+    ndim = max(a.ndim, 1)
+    choices = st.integers(-ndim, ndim - 1) if name in NEEDS_AXIS else st.one_of(st.none(), st.integers(-ndim, ndim - 1))
+    return dtype, a, data.draw(choices)
+
+
+@pytest.mark.parametrize("name", list(REDUCE))
+@SWEEP
+@given(data=st.data())
+def test_reductions_on_special_values_0d_and_empty(name, data):
+    dtype, a, axis = reduction_case(data, name)
+    ours, ref = REDUCE[name]
+    with quiet():
+        got = ours(tg.Tensor(a), axis)
+        same(got, np.asarray(ref(a, axis), dtype), dtype, f"{name}({a!r}, axis={axis}) against NumPy")
+    if torch is not None:
+        same(got, torch_reduce(name)(torch.from_numpy(a.copy()), axis), dtype,
+             f"{name}({a!r}, axis={axis}) against PyTorch")
+
+
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed (pip install torch==2.13.0)")
+
+
+def gradients(fn_ours, fn_theirs, arrays_, rng):
+    """(ours, PyTorch's) gradients of <w, f(inputs)> for a fixed random cotangent w."""
+    ts = [tg.Tensor(a, requires_grad=True) for a in arrays_]
+    out = fn_ours(*ts)
+    w = rng.standard_normal(out.shape).astype(out.dtype)
+    (out * tg.Tensor(w)).sum().backward()
+    tt = [torch.tensor(a, requires_grad=True) for a in arrays_]
+    (fn_theirs(*tt) * torch.from_numpy(w)).sum().backward()
+    return ([np.zeros(a.shape, a.dtype) if t.grad is None else t.grad.numpy() for t, a in zip(ts, arrays_)],
+            [np.zeros(a.shape, a.dtype) if t.grad is None else t.grad.numpy() for t, a in zip(tt, arrays_)])
+
+
+@needs_torch
+@pytest.mark.parametrize("name", list(UNARY) + list(BINARY) + list(REDUCE))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_gradients_match_pytorchs_on_0d_and_empty_inputs(name, data):
+    rng = np.random.default_rng(0)
+    if name in UNARY:
+        dtype = data.draw(st.sampled_from(DTYPES))
+        low = 0.125 if name in ("log", "sqrt", "rsqrt") else -50  # inside the domain: finite gradients to compare
+        a = data.draw(hnp.arrays(dtype, data.draw(SHAPES), elements=st.floats(low, 50, width=32)))
+        inputs, ours, theirs = [a], UNARY[name][0], UNARY[name][2]
+    elif name in BINARY:
+        dtype = data.draw(st.sampled_from(DTYPES))
+        shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0, max_side=3))
+        low = 0.125 if name == "pow" else -50
+        inputs = [data.draw(hnp.arrays(dtype, s, elements=st.floats(low, 5 if name == "pow" else 50, width=32)))
+                  for s in shapes.input_shapes]
+        if name == "div":
+            inputs[1] = np.where(np.abs(inputs[1]) < 0.1, 1, inputs[1]).astype(dtype)
+        ours, theirs = BINARY[name][0], BINARY[name][2]
+    else:
+        dtype, a, axis = reduction_case(data, name, finite=True)
+        inputs = [a]
+        ours = lambda t, axis=axis: REDUCE[name][0](t, axis)
+        theirs = lambda t, axis=axis: torch_reduce(name)(t, axis)
+    with quiet():
+        got, want = gradients(ours, theirs, inputs, rng)
+    for i, (g, w) in enumerate(zip(got, want)):
+        same(g, w, dtype, f"d {name} / d input {i} at {inputs!r}")

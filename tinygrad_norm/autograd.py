@@ -69,7 +69,7 @@ class Function:
         """Run forward on the inputs' arrays; the result records this op when it needs a gradient. An op
         that also reports something besides its output (the norm op's statistics) keeps it on `self`."""
         try:
-            self.needs_grad = tuple(t.requires_grad for t in inputs)
+            self.needs_grad = tuple(t._requires_grad for t in inputs)  # the slot behind Tensor.requires_grad
         except AttributeError:
             raise TypeError(f"{self.name} takes Tensors; got " + ", ".join(type(t).__name__ for t in inputs)
                             + " (wrap data with tinygrad_norm.tensor(...))") from None

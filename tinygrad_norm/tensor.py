@@ -36,8 +36,9 @@ class Tensor:
         self._init(data, requires_grad)
 
     def _init(self, data, requires_grad):
-        self.data = data
-        self.requires_grad = requires_grad
+        self.data, self._requires_grad = data, False
+        if requires_grad:
+            self.requires_grad = True  # the setter checks the dtype
         self.grad, self._ctx, self._retain, self.name = None, None, False, None
 
     @property
@@ -150,7 +151,7 @@ class Tensor:
         (dtypes.result_type). The common cases decide nothing: a Tensor of the same dtype, a Python number
         beside a floating-point tensor."""
         dtype = self.data.dtype
-        if isinstance(other, Tensor) and other.data.dtype == dtype:
+        if isinstance(other, Tensor) and (other.data.dtype is dtype or other.data.dtype == dtype):
             pair = (self, other)
         elif type(other) in (float, int) and dtype.kind == "f":
             pair = (self, Tensor._from_array(get_array_module(self.data).asarray(other, dtype=dtype)))
@@ -163,7 +164,7 @@ class Tensor:
         return self if self.data.dtype.kind == "f" else self.astype(float_of(self.data.dtype))
 
     def _not_bool(self, op):
-        if self.data.dtype == bool:
+        if self.data.dtype.kind == "b":
             raise TypeError(f"{op} is not defined on a bool tensor (as in PyTorch); cast it first, e.g. t.astype('int64')")
         return self
 
@@ -174,8 +175,8 @@ class Tensor:
     def __rsub__(self, o): return ops.Sub.apply(*self._pair(_no_bool_subtraction(self, o), reverse=True))
     def __mul__(self, o): return ops.Mul.apply(*self._pair(o))
     def __rmul__(self, o): return ops.Mul.apply(*self._pair(o, reverse=True))
-    def __truediv__(self, o): return ops.Div.apply(*(t._floating() for t in self._pair(o)))
-    def __rtruediv__(self, o): return ops.Div.apply(*(t._floating() for t in self._pair(o, reverse=True)))
+    def __truediv__(self, o): return ops.Div.apply(*_floating_pair(self._pair(o)))
+    def __rtruediv__(self, o): return ops.Div.apply(*_floating_pair(self._pair(o, reverse=True)))
     def __neg__(self): return ops.Neg.apply(self._not_bool("negation, the - operator,"))
     def __matmul__(self, o): return ops.MatMul.apply(*self._pair(o))
     def __rmatmul__(self, o): return ops.MatMul.apply(*self._pair(o, reverse=True))
@@ -362,9 +363,14 @@ def promoted(*operands):
     return out
 
 
+def _floating_pair(pair):
+    """A promoted pair (of one dtype) in the default float dtype where that dtype is not floating (division)."""
+    return pair if pair[0].data.dtype.kind == "f" else (pair[0]._floating(), pair[1]._floating())
+
+
 def _no_bool_subtraction(tensor, other):
     """`other`, unless either operand of a subtraction is bool, which PyTorch refuses."""
-    if tensor.dtype == bool or isinstance(other, bool) or getattr(other, "dtype", None) == bool:
+    if tensor.data.dtype.kind == "b" or isinstance(other, bool) or getattr(getattr(other, "dtype", None), "kind", "") == "b":
         raise TypeError("subtraction, the - operator, with a bool operand is not defined (as in PyTorch); use "
                         "logical operations, or cast first, e.g. t.astype('int64')")
     return other

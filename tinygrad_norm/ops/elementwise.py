@@ -200,10 +200,12 @@ def erf(x):
 class Relu(Function):
     """max(a, 0); NaN stays NaN, and its gradient passes where a is not <= 0 (NaN included), as in PyTorch."""
     def forward(self, a):
-        self.off = a <= 0
-        return get_array_module(a).where(self.off, a.dtype.type(0), a)
+        xp = get_array_module(a)
+        if self.needs_grad[0]:
+            self.mask = xp.logical_not(a <= 0)
+        return xp.maximum(a, 0)  # not a * mask: -inf * 0 is NaN
 
-    def backward(self, g): return get_array_module(g).where(self.off, g.dtype.type(0), g)
+    def backward(self, g): return g * self.mask
 
 
 class Maximum(Function):
@@ -214,17 +216,15 @@ class Maximum(Function):
 
     def forward(self, a, b):
         xp = get_array_module(a, b)
-        # the share of the gradient each input gets: 1 where it wins (or NaN leaves it unordered), 1/2 on a tie
-        self.share_a = _share(xp, self.beats(b, a), a == b, a.dtype)
-        self.share_b = _share(xp, self.beats(a, b), a == b, a.dtype)
+        if any(self.needs_grad):  # floating point then: each input's share of the gradient is 1 where it wins
+            one, half = a.dtype.type(1), a.dtype.type(0.5)  # or a NaN leaves the two unordered, 1/2 on a tie
+            half_ties = (a == b) * half
+            self.share_a = one - self.beats(b, a) - half_ties
+            self.share_b = one - self.beats(a, b) - half_ties
         return self.choose(xp)(a, b)
 
     def backward(self, g):
         return g * self.share_a, g * self.share_b
-
-
-def _share(xp, loses, ties, dtype):
-    return xp.where(loses, dtype.type(0), xp.where(ties, dtype.type(0.5), dtype.type(1)))
 
 
 class Minimum(Maximum):

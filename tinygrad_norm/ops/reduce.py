@@ -47,10 +47,11 @@ class Sum(Function):
     """Σ over axes: int64 for bool and integer input (dtypes.sum_of); float16 adds up in float32."""
     def forward(self, a):
         self.shape, self.axes = a.shape, normalize_axis(self.axis, a.ndim)
+        if a.dtype.kind == "f" and a.dtype.itemsize > 2:  # float32 and float64: NumPy's own sum
+            return a.sum(axis=self.axes, keepdims=self.keepdims)
         out_dtype = sum_of(a.dtype)
-        acc = ACCUMULATE.get(a.dtype, out_dtype)
-        out = a.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc if acc != a.dtype else None)
-        return out if out.dtype == out_dtype else out.astype(out_dtype)
+        out = a.sum(axis=self.axes, keepdims=self.keepdims, dtype=ACCUMULATE.get(a.dtype, out_dtype))
+        return out.astype(out_dtype, copy=False)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -63,11 +64,12 @@ class Mean(Sum):
         self.shape, self.axes = a.shape, normalize_axis(self.axis, a.ndim)
         n = math.prod(self.shape[i] for i in self.axes)
         self.scale = 1.0 / n if n else math.nan
-        out_dtype = float_of(a.dtype)
-        acc = ACCUMULATE.get(a.dtype, np.float64 if a.dtype.kind != "f" else a.dtype)
-        out = a.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc if acc != a.dtype else None)
-        out = out * out.dtype.type(self.scale)
-        return out if out.dtype == out_dtype else out.astype(out_dtype)
+        if a.dtype.kind == "f" and a.dtype.itemsize > 2:
+            out = a.sum(axis=self.axes, keepdims=self.keepdims)
+            return out * out.dtype.type(self.scale)
+        acc = ACCUMULATE.get(a.dtype, np.float64)  # float16 in float32, integers in float64
+        out = a.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc)
+        return (out * out.dtype.type(self.scale)).astype(float_of(a.dtype), copy=False)
 
     def backward(self, g):
         return super().backward(g * g.dtype.type(self.scale))

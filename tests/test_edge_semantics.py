@@ -227,3 +227,10 @@ def test_gradients_at_the_special_points_are_pytorchs():
 def test_gelu_of_nan_ends_and_is_nan():
     y = F.gelu(tg.tensor([np.nan, np.inf, -np.inf, 0.5])).numpy()
     assert np.isnan(y[0]) and y[1] == np.inf and np.isnan(y[2]) and abs(y[3] - 0.3457312) < 1e-6
+
+
+def test_pooling_an_empty_batch_and_a_sequence_of_no_steps():
+    assert F.max_pool2d(tg.zeros(0, 1, 4, 4), 2).shape == (0, 1, 2, 2) == F.avg_pool2d(tg.zeros(0, 1, 4, 4), 2).shape
+    with pytest.raises(ValueError, match=r"LSTM expects a sequence of at least one step \(as PyTorch\); got input of "
+                                         r"shape \(2, 0, 3\)"):
+        nn.LSTM(3, 4, batch_first=True)(tg.zeros(2, 0, 3))

@@ -20,7 +20,7 @@ except ImportError:  # the NumPy half still runs
 
 pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # NumPy's, on the references' inf and NaN
               pytest.mark.filterwarnings("ignore:var...? degrees of freedom:UserWarning")]  # PyTorch's var(): ...
-SWEEP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SWEEP = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = [np.float32, np.float64]
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
 
@@ -192,7 +192,7 @@ def gradients(fn_ours, fn_theirs, arrays_, rng):
 
 @needs_torch
 @pytest.mark.parametrize("name", list(UNARY) + list(BINARY) + list(REDUCE))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_gradients_match_pytorchs_on_0d_and_empty_inputs(name, data):
     rng = np.random.default_rng(0)
@@ -219,3 +219,87 @@ def test_gradients_match_pytorchs_on_0d_and_empty_inputs(name, data):
         got, want = gradients(ours, theirs, inputs, rng)
     for i, (g, w) in enumerate(zip(got, want)):
         same(g, w, dtype, f"d {name} / d input {i} at {inputs!r}")
+
+
+# ---- movement, selection, matmul, pooling, convolution, loss: the same sweep, each with the inputs it takes ----
+def pool_ref(a, k, reduce):
+    win = np.lib.stride_tricks.sliding_window_view(a, (k, k), axis=(2, 3))[:, :, ::k, ::k]
+    return reduce(win, axis=(-2, -1))
+
+
+STRUCTURE = {  # name: (min_dims, max_dims, finite, ours, NumPy's or None, PyTorch's)
+    "flatten": (0, 3, False, lambda t: t.flatten(), np.ravel, lambda t: t.flatten()),
+    "transpose": (0, 3, False, lambda t: t.T, np.transpose, lambda t: t.permute(tuple(reversed(range(t.ndim))))),
+    "new axis": (0, 3, False, lambda t: t[..., None], lambda a: a[..., None], lambda t: t[..., None]),
+    "slice": (1, 3, False, lambda t: t[1:], lambda a: a[1:], lambda t: t[1:]),
+    "expand": (0, 2, False, lambda t: t.expand((2,) + t.shape), lambda a: np.broadcast_to(a, (2,) + a.shape),
+               lambda t: t.expand((2,) + tuple(t.shape))),
+    "concatenate": (1, 3, False, lambda t: tg.concatenate([t, t * 2]), lambda a: np.concatenate([a, a * 2]),
+                    lambda t: torch.cat([t, t * 2])),
+    "pad": (1, 3, False, lambda t: t.pad(((1, 0),) * t.ndim, value=0.5),
+            lambda a: np.pad(a, ((1, 0),) * a.ndim, constant_values=0.5),
+            lambda t: TF.pad(t, (1, 0) * t.ndim, value=0.5)),
+    "where": (0, 3, False, lambda t: tg.where(t.data > 0, t, -t), lambda a: np.where(a > 0, a, -a),
+              lambda t: torch.where(t > 0, t, -t)),
+    "max_pool2d": (4, 4, False, lambda t: F.max_pool2d(t, 2), lambda a: pool_ref(a, 2, np.max),
+                   lambda t: TF.max_pool2d(t, 2)),
+    "avg_pool2d": (4, 4, False, lambda t: F.avg_pool2d(t, 2), lambda a: pool_ref(a, 2, np.mean),
+                   lambda t: TF.avg_pool2d(t, 2)),
+}
+
+
+def structure_input(data, name):
+    low, high, finite, *_ = STRUCTURE[name]
+    dtype = data.draw(st.sampled_from(DTYPES))
+    if name.endswith("pool2d"):  # (N, C, H, W), N possibly 0, windows of 2 that tile H and W
+        n, c, h, w = data.draw(st.tuples(st.integers(0, 2), st.integers(1, 2), st.sampled_from([2, 4]), st.sampled_from([2, 4])))
+        shape = (n, c, h, w)
+    else:
+        shape = data.draw(hnp.array_shapes(min_dims=low, max_dims=high, min_side=0, max_side=3))
+    return dtype, data.draw(arrays(dtype, shape, finite))
+
+
+@pytest.mark.parametrize("name", list(STRUCTURE))
+@SWEEP
+@given(data=st.data())
+def test_movement_selection_and_pooling_on_special_values(name, data):
+    dtype, a = structure_input(data, name)
+    *_, ours, ref, theirs = STRUCTURE[name]
+    with quiet():
+        got = ours(tg.Tensor(a))
+        same(got, ref(a), dtype, f"{name}{a!r} against NumPy")
+    if torch is not None:
+        same(got, theirs(torch.from_numpy(a.copy())), dtype, f"{name}{a!r} against PyTorch")
+
+
+@needs_torch
+@pytest.mark.parametrize("name", list(STRUCTURE) + ["matmul", "conv2d", "cross_entropy"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_gradients_of_the_rest_match_pytorchs_on_empty_and_0d_inputs(name, data):
+    """matmul with a zero-size inner or outer axis, conv2d and cross entropy on empty batches, and the
+    movement ops: finite inputs (a BLAS may order inf * 0 differently), every gradient beside PyTorch's."""
+    rng = np.random.default_rng(0)
+    dtype = data.draw(st.sampled_from(DTYPES))
+    draw = lambda shape: data.draw(hnp.arrays(dtype, shape, elements=st.floats(-4, 4, width=32)))
+    if name == "matmul":
+        m, k, n = data.draw(st.tuples(*[st.integers(0, 3)] * 3))
+        inputs, ours, theirs = [draw((m, k)), draw((k, n))], lambda a, b: a @ b, lambda a, b: a @ b
+    elif name == "conv2d":
+        inputs = [draw((data.draw(st.integers(0, 2)), 2, 4, 4)), draw((3, 2, 3, 3)), draw((3,))]
+        ours = lambda x, w, b: F.conv2d(x, w, b, padding=1)
+        theirs = lambda x, w, b: TF.conv2d(x, w, b, padding=1)
+    elif name == "cross_entropy":
+        n = data.draw(st.integers(0, 3))
+        target = np.arange(n) % 3
+        inputs = [draw((n, 3))]
+        ours = lambda x: F.cross_entropy(x, target, reduction="sum")
+        theirs = lambda x: TF.cross_entropy(x, torch.from_numpy(target), reduction="sum")
+    else:
+        dtype, a = structure_input(data, name)
+        inputs = [np.asarray(np.nan_to_num(a, nan=0.5, posinf=3.0, neginf=-3.0), dtype)]
+        ours, theirs = STRUCTURE[name][3], STRUCTURE[name][5]
+    with quiet():
+        got, want = gradients(ours, theirs, inputs, rng)
+    for i, (g, w) in enumerate(zip(got, want)):
+        same(g, w, inputs[i].dtype, f"d {name} / d input {i} at {inputs!r}")

@@ -110,6 +110,9 @@ class _Sequence(_Recurrent):
             raise ValueError(f"{type(self).__name__} expects input of shape ({'B, T' if self.batch_first else 'T, B'}, "
                              f"{self.input_size}); got {x.shape}")
         steps = [x[:, t] for t in range(x.shape[1])] if self.batch_first else [x[t] for t in range(x.shape[0])]
+        if not steps:
+            raise ValueError(f"{type(self).__name__} expects a sequence of at least one step (as PyTorch); got input of "
+                             f"shape {x.shape}")
         if state is not None:
             state = state if isinstance(state, tuple) else (state,)
         finals = []

@@ -111,7 +111,7 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         xp = get_array_module(x)
         win = self._windows(x)
-        flat = win.reshape(win.shape[:4] + (-1,))
+        flat = win.reshape(win.shape[:4] + (win.shape[4] * win.shape[5],))  # not -1: a batch may be empty
         self.arg = flat.argmax(axis=-1)
         return xp.take_along_axis(flat, self.arg[..., None], axis=-1)[..., 0]
 

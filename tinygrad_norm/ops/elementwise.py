@@ -217,10 +217,9 @@ class Maximum(Function):
     def forward(self, a, b):
         xp = get_array_module(a, b)
         if any(self.needs_grad):  # floating point then: each input's share of the gradient is 1 where it wins
-            one, half = a.dtype.type(1), a.dtype.type(0.5)  # or a NaN leaves the two unordered, 1/2 on a tie
-            half_ties = (a == b) * half
-            self.share_a = one - self.beats(b, a) - half_ties
-            self.share_b = one - self.beats(a, b) - half_ties
+            half_ties = (a == b) * a.dtype.type(0.5)  # or a NaN leaves the two unordered, 1/2 on a tie
+            self.share_a = (~self.beats(b, a)).astype(a.dtype) - half_ties
+            self.share_b = (~self.beats(a, b)).astype(a.dtype) - half_ties
         return self.choose(xp)(a, b)
 
     def backward(self, g):

@@ -183,7 +183,7 @@ class Tensor:
     def __getitem__(self, index): return ops.GetItem.apply(self, index=_raw_index(index))
 
     def __pow__(self, o):
-        if type(o) in (bool, int, float):  # a Python exponent: one op, a closed-form derivative
+        if isinstance(o, (bool, int, float)):  # a Python exponent (np.float64 is one): one op, a closed-form derivative
             base, _ = self._pair(o)
             if base.dtype.kind != "f" and o < 0:
                 raise ValueError(f"integers to negative integer powers are not allowed (a {base.dtype} tensor ** {o}); "
@@ -322,15 +322,9 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
 
 
-def as_tensor(x, like=None):
-    """x as a Tensor; numbers and arrays become constants (of `like`'s dtype and device when given)."""
-    if isinstance(x, Tensor):
-        return x
-    if like is None:
-        return Tensor(x)
-    if is_array(x):
-        return Tensor._from_array(x.astype(like.dtype, copy=False))
-    return Tensor._from_array(_constant(x, like.dtype, like.data))
+def as_tensor(x):
+    """x as a Tensor: itself, or a constant made by Tensor(x) (arrays keep their dtype, numbers become float32)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def _constant(value, dtype, like):
@@ -382,17 +376,20 @@ def _no_bool_power(pair):
     return pair
 
 
+def _tensors(a, b):
+    """a and b promoted to Tensors of one dtype; when neither is a Tensor, a becomes one first."""
+    return promoted(a if isinstance(a, Tensor) or isinstance(b, Tensor) else Tensor(a), b)
+
+
 def where(cond, a, b):
     """Elementwise `a if cond else b`; differentiable in a and b, which are promoted to one dtype."""
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        a = Tensor(a)
-    a, b = promoted(a, b)
+    a, b = _tensors(a, b)
     cond = cond.data if isinstance(cond, Tensor) else cond
     return ops.Where.apply(a, b, cond=get_array_module(a.data).asarray(cond).astype(bool))  # on a's device
 
 
-def maximum(a, b): return promoted(a, b)[0].maximum(b) if not isinstance(a, Tensor) else a.maximum(b)
-def minimum(a, b): return promoted(a, b)[0].minimum(b) if not isinstance(a, Tensor) else a.minimum(b)
+def maximum(a, b): return ops.Maximum.apply(*_tensors(a, b))
+def minimum(a, b): return ops.Minimum.apply(*_tensors(a, b))
 
 
 def concatenate(tensors, axis=0):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..autograd import no_grad
-from ..gradcheck import GradcheckError, gradcheck_module
+from ..gradcheck import gradcheck_module
 from ..tensor import Tensor
 from .layer import NormLayer
 from .registry import acts_on, display_name, resolve

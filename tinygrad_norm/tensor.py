@@ -252,7 +252,8 @@ class Tensor:
         n = int(np.prod([self.shape[i] for i in axes]))
         x = self._floating()
         centred = x - x.mean(axis=axes, keepdims=True)
-        return (centred * centred).sum(axis=axes, keepdims=keepdims) * (1.0 / (n - correction) if n > correction else np.nan)
+        squares = (centred * centred).sum(axis=axes, keepdims=keepdims)
+        return squares / (n - correction) if n > correction else squares * np.nan
 
     # ---- movement ---------------------------------------------------------------------------------
     def reshape(self, *shape):

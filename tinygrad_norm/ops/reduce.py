@@ -59,20 +59,21 @@ class Sum(Function):
 
 
 class Mean(Sum):
-    """Σ/n over axes: the default float dtype for bool and integer input (dtypes.float_of); NaN over no elements."""
+    """Σ/n over axes, divided as PyTorch and NumPy do (not times a rounded 1/n); the default float dtype for
+    bool and integer input (dtypes.float_of); NaN over no elements."""
     def forward(self, a):
         self.shape, self.axes = a.shape, normalize_axis(self.axis, a.ndim)
-        n = math.prod(self.shape[i] for i in self.axes)
-        self.scale = 1.0 / n if n else math.nan
+        self.n = math.prod(self.shape[i] for i in self.axes)
+        n = self.n if self.n else math.nan
         if a.dtype.kind == "f" and a.dtype.itemsize > 2:
             out = a.sum(axis=self.axes, keepdims=self.keepdims)
-            return out * out.dtype.type(self.scale)
+            return out / out.dtype.type(n)
         acc = ACCUMULATE.get(a.dtype, np.float64)  # float16 in float32, integers in float64
         out = a.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc)
-        return (out * out.dtype.type(self.scale)).astype(float_of(a.dtype), copy=False)
+        return (out / out.dtype.type(n)).astype(float_of(a.dtype), copy=False)
 
     def backward(self, g):
-        return super().backward(g * g.dtype.type(self.scale))
+        return super().backward(g / g.dtype.type(self.n if self.n else math.nan))
 
 
 class Max(Function):

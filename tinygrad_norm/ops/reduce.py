@@ -46,12 +46,15 @@ def kept_shape(shape, axes):
 class Sum(Function):
     """Σ over axes: int64 for bool and integer input (dtypes.sum_of); float16 adds up in float32."""
     def forward(self, a):
+        return self._total(a, np.int64).astype(sum_of(a.dtype), copy=False)
+
+    def _total(self, a, integers_in):
+        """Σ of a over the axes: NumPy's own for float32 and float64, float16 in float32, bool and integers in
+        `integers_in`."""
         self.shape, self.axes = a.shape, normalize_axis(self.axis, a.ndim)
-        if a.dtype.kind == "f" and a.dtype.itemsize > 2:  # float32 and float64: NumPy's own sum
+        if a.dtype.kind == "f" and a.dtype.itemsize > 2:
             return a.sum(axis=self.axes, keepdims=self.keepdims)
-        out_dtype = sum_of(a.dtype)
-        out = a.sum(axis=self.axes, keepdims=self.keepdims, dtype=ACCUMULATE.get(a.dtype, out_dtype))
-        return out.astype(out_dtype, copy=False)
+        return a.sum(axis=self.axes, keepdims=self.keepdims, dtype=ACCUMULATE.get(a.dtype, integers_in))
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -62,18 +65,12 @@ class Mean(Sum):
     """Σ/n over axes, divided as PyTorch and NumPy do (not times a rounded 1/n); the default float dtype for
     bool and integer input (dtypes.float_of); NaN over no elements."""
     def forward(self, a):
-        self.shape, self.axes = a.shape, normalize_axis(self.axis, a.ndim)
-        self.n = math.prod(self.shape[i] for i in self.axes)
-        n = self.n if self.n else math.nan
-        if a.dtype.kind == "f" and a.dtype.itemsize > 2:
-            out = a.sum(axis=self.axes, keepdims=self.keepdims)
-            return out / out.dtype.type(n)
-        acc = ACCUMULATE.get(a.dtype, np.float64)  # float16 in float32, integers in float64
-        out = a.sum(axis=self.axes, keepdims=self.keepdims, dtype=acc)
-        return (out / out.dtype.type(n)).astype(float_of(a.dtype), copy=False)
+        out = self._total(a, np.float64)
+        self.n = math.prod(self.shape[i] for i in self.axes) or math.nan  # NaN: the mean of no elements
+        return (out / out.dtype.type(self.n)).astype(float_of(a.dtype), copy=False)
 
     def backward(self, g):
-        return super().backward(g / g.dtype.type(self.n if self.n else math.nan))
+        return super().backward(g / g.dtype.type(self.n))
 
 
 class Max(Function):

@@ -242,8 +242,7 @@ class Tensor:
 
     def window_sum(self, axis, before, after):
         """Σ of the elements from `before` before to `after` after each one along `axis` (zero past the ends)."""
-        return ops.WindowSum.apply(self, axis=ops.normalize_axis(axis, self.ndim, single=True)[0], before=before,
-                                   after=after)
+        return ops.WindowSum.apply(self, axis=ops.one_axis(axis, self.ndim), before=before, after=after)
 
     def var(self, axis=None, keepdims=False, correction=1):
         """Variance sum((x - mean)²) / (n - correction); correction=1 is the unbiased estimate (PyTorch's default).
@@ -264,7 +263,7 @@ class Tensor:
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
         if len(axes) != self.ndim:
             raise ValueError(f"permute needs a permutation of all {self.ndim} axes of shape {self.shape}; got {tuple(axes)}")
-        axes = tuple(ops.normalize_axis(a, self.ndim, single=True)[0] for a in axes) if self.ndim else ()
+        axes = tuple(ops.one_axis(a, self.ndim) for a in axes)
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"permute needs a permutation of 0..{self.ndim - 1}; got {axes}")
         return ops.Permute.apply(self, axes=axes)
@@ -278,7 +277,7 @@ class Tensor:
             return self.reshape(self.shape)
         dim0, dim1 = -2 if dim0 is None else dim0, -1 if dim1 is None else dim1
         axes = list(range(self.ndim))
-        (a,), (b,) = ops.normalize_axis(dim0, self.ndim, single=True), ops.normalize_axis(dim1, self.ndim, single=True)
+        a, b = ops.one_axis(dim0, self.ndim), ops.one_axis(dim1, self.ndim)
         axes[a], axes[b] = axes[b], axes[a]
         return self.permute(axes)
 
@@ -291,9 +290,10 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         """The axes start_dim..end_dim joined into one (a 0-d tensor becomes shape (1,)); zero-size axes allowed."""
         if self.ndim == 0:
-            ops.normalize_axis((start_dim,), 0), ops.normalize_axis((end_dim,), 0)
+            for d in (start_dim, end_dim):
+                ops.normalize_axis((d,), 0)
             return self.reshape((1,))
-        (lo,), (hi,) = ops.normalize_axis(start_dim, self.ndim, single=True), ops.normalize_axis(end_dim, self.ndim, single=True)
+        lo, hi = ops.one_axis(start_dim, self.ndim), ops.one_axis(end_dim, self.ndim)
         if lo > hi:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
         return self.reshape(self.shape[:lo] + (math.prod(self.shape[lo:hi + 1]),) + self.shape[hi + 1:])
@@ -304,7 +304,7 @@ class Tensor:
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
 
     def unsqueeze(self, axis):
-        (axis,) = ops.normalize_axis(axis, self.ndim + 1, single=True)
+        axis = ops.one_axis(axis, self.ndim + 1)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def pad(self, pad, value=0.0):
@@ -399,14 +399,14 @@ def concatenate(tensors, axis=0):
     if not tensors:
         raise ValueError("concatenate needs at least one tensor")
     tensors = promoted(*tensors)
-    return ops.Concatenate.apply(*tensors, axis=ops.normalize_axis(axis, tensors[0].ndim, single=True)[0])
+    return ops.Concatenate.apply(*tensors, axis=ops.one_axis(axis, tensors[0].ndim))
 
 
 def stack(tensors, axis=0):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack needs at least one tensor")
-    (axis,) = ops.normalize_axis(axis, tensors[0].ndim + 1, single=True)
+    axis = ops.one_axis(axis, tensors[0].ndim + 1)
     return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 

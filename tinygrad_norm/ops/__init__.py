@@ -3,6 +3,6 @@ from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Gelu, Log, Maximum, Mi
                           Sigmoid, Sqrt, Sub, Tanh, Where)
 from .matmul import Linear, MatMul
 from .movement import Concatenate, Expand, GetItem, Pad, Permute, Reshape
-from .reduce import AxisError, Cumsum, Max, Mean, Min, Sum, WindowSum, normalize_axis
+from .reduce import AxisError, Cumsum, Max, Mean, Min, Sum, WindowSum, normalize_axis, one_axis
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .softmax import LogSoftmax, NLLLoss

@@ -14,28 +14,33 @@ class AxisError(IndexError, ValueError):
     """An axis out of range or repeated (an IndexError, as PyTorch raises, and a ValueError, as NumPy's AxisError)."""
 
 
-def normalize_axis(axis, ndim, single=False):
+def normalize_axis(axis, ndim):
     """Axis spec (int, tuple, negative allowed, or None for every axis) -> sorted tuple of non-negative axes. A
-    0-d tensor accepts axis 0 or -1 and has no axis to reduce, as in PyTorch. `single`: exactly one int axis of
-    a tensor with at least one dimension."""
-    if axis is None and not single:
+    0-d tensor accepts axis 0 or -1 and has no axis to reduce, as in PyTorch."""
+    if axis is None:
         return tuple(range(ndim))
-    if single and not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"expected one integer axis; got {axis!r}")
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     low, high = -max(ndim, 1), max(ndim, 1) - 1
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
             raise TypeError(f"axes are integers; got {a!r} in {axis!r}")
-        if not low <= a <= high or (single and ndim == 0):
+        if not low <= a <= high:
             raise AxisError(f"axis {a} is out of range for a tensor of {ndim} dimensions (expected one in "
-                            f"[{low}, {high}])" if not (single and ndim == 0) else
-                            f"axis {a}: a 0-d tensor has no axis to take here")
+                            f"[{low}, {high}])")
         out.append(int(a) % max(ndim, 1))
     if len(set(out)) != len(out):
         raise AxisError(f"axis {axis} repeats an axis")
     return tuple(sorted(out)) if ndim else ()
+
+
+def one_axis(axis, ndim):
+    """Exactly one integer axis (negative allowed) of a tensor with at least one dimension -> its index."""
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"expected one integer axis; got {axis!r}")
+    if ndim == 0 and not isinstance(axis, bool):  # (a bool is normalize_axis's TypeError)
+        raise AxisError(f"axis {axis}: a 0-d tensor has no axis to take here")
+    return normalize_axis(axis, ndim)[0]
 
 
 def kept_shape(shape, axes):

@@ -100,9 +100,8 @@ def read_checkpoint(path):
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{what}: it is not a .npz (zip) archive")
     try:
-        with zipfile.ZipFile(path) as archive:
-            comment = archive.comment
         with np.load(path, allow_pickle=False) as archive:
+            comment = archive.zip.comment  # (NpzFile's ZipFile) the signature
             arrays = {k: archive[k] for k in archive.files}
     except ValueError as e:
         if "allow_pickle" not in str(e):

@@ -131,7 +131,7 @@ def cmd_graph(args):
     build = load_target(args.target)
     if not callable(build):
         raise CommandError(f"{args.target} is not a function that builds a model; it is {build!r}")
-    model = _run_user_code(lambda: build(), f"{args.target}() raised")
+    model = _run_user_code(build, f"{args.target}() raised")
     if not isinstance(model, Module):
         raise CommandError(f"{args.target}() must return a model (an nn.Module); it returned {type(model).__name__}"
                            f"{'' if model is None else f' {model!r}'[:80]}")

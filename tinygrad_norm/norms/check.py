@@ -50,7 +50,11 @@ def _record(report, name, fn):
         detail = fn()
         report.results.append((name, True, detail or ""))
     except Exception as e:
-        report.results.append((name, False, f"{type(e).__name__}: {e}"))
+        _fail(report, name, e)
+
+
+def _fail(report, name, error):
+    report.results.append((name, False, f"{type(error).__name__}: {error}"))
 
 
 def example(cls):
@@ -109,6 +113,11 @@ def _expanded(layer, x):
     return binding, x.reshape(binding.expanded_shape), pshape
 
 
+def _spread(a, axes, center, keepdims=False):
+    """What a norm divides by, before eps: the variance over `axes`, or without centering the mean square."""
+    return a.var(axis=axes, keepdims=keepdims) if center else (a ** 2).mean(axis=axes, keepdims=keepdims)
+
+
 def declared_normalization(layer, x, mean=None, var=None):
     """What a pattern plugin's output must be, computed here in float64 from the declaration (not by the core's
     kernels): γ·x̂ + β with x̂ = (x - mean)/√(var + eps) over the reduced axes (x/√(mean x² + eps) without
@@ -117,7 +126,7 @@ def declared_normalization(layer, x, mean=None, var=None):
     axes, eps = binding.reduce_axes, _eps(layer)
     if var is None:
         mean = xe.mean(axis=axes, keepdims=True) if layer.center else 0
-        var = xe.var(axis=axes, keepdims=True) if layer.center else (xe ** 2).mean(axis=axes, keepdims=True)
+        var = _spread(xe, axes, layer.center, keepdims=True)
     xhat = (xe - (0 if mean is None else mean)) / np.sqrt(var + eps)
     w = 1 if layer.weight is None else layer.weight.numpy().reshape(pshape)
     b = 0 if layer.bias is None else layer.bias.numpy().reshape(pshape)
@@ -160,24 +169,24 @@ def _check_statistics(layer, x):
     """With γ = 1, β = 0 the actual output has zero mean and variance var/(var + eps) over the reduced axes
     (mean square ms/(ms + eps) without centering), var measured on the input, on each input."""
     eps, checked = _eps(layer), []
+    name = "variance" if layer.center else "mean square"
     with _IdentityAffine(layer):
         for what, xi in _inputs(layer, x):
             binding, xe, _ = _expanded(layer, xi)
             axes = binding.reduce_axes
             y = _output(layer, xi).reshape(binding.expanded_shape)
-            source = xe.var(axis=axes) if layer.center else (xe ** 2).mean(axis=axes)
+            source = _spread(xe, axes, layer.center)
             want = source / (source + eps)
             if layer.center:
                 mean = np.abs(y.mean(axis=axes)).max()
                 assert mean < 1e-6, f"on {what} the output's mean over the reduced axes {binding.names} is {mean:.3g}, not 0"
-            second = y.var(axis=axes) if layer.center else (y ** 2).mean(axis=axes)
+            second = _spread(y, axes, layer.center)
             err = np.abs(second - want).max()
-            name = "variance" if layer.center else "mean square"
             assert err < 1e-6, (f"on {what} the output's {name} over the reduced axes is off var/(var + eps) by "
                                 f"{err:.3g} (e.g. {second.flat[0]:.6g} where {want.flat[0]:.6g} was expected)")
             checked.append(f"{want.mean():.3g}")
     reduced = [n for n, r in zip(binding.names, binding.reduced) if r]
-    return (f"{binding.count} values per statistic over axes {reduced}; expected {'variance' if layer.center else 'mean square'}"
+    return (f"{binding.count} values per statistic over axes {reduced}; expected {name}"
             f" {', '.join(checked)} on the three inputs")
 
 
@@ -190,10 +199,11 @@ def _check_declared(layer, x):
 
 def _check_reference(layer, x):
     """The actual output matches the plugin's own stated reference(x)."""
-    for what, xi in _inputs(layer, x):
+    inputs = _inputs(layer, x)
+    for what, xi in inputs:
         want = np.asarray(layer.reference(xi), dtype=np.float64)
         _compare(what, _output(layer, xi), want)
-    return f"{type(layer).__name__}.reference, float64, within 1e-6, on {len(_inputs(layer, x))} inputs"
+    return f"{type(layer).__name__}.reference, float64, within 1e-6, on {len(inputs)} inputs"
 
 
 def _no_reference(cls):
@@ -301,13 +311,14 @@ def check(plugin, seed=0):
     _record(report, "output shape and dtype", lambda: _check_shape_dtype(layer, x, x.shape))
     declared = getattr(cls, "pattern", None) is not None
     own_forward = type(layer).forward is not NormLayer.forward
-    if callable(getattr(layer, "reference", None)):
+    has_reference = callable(getattr(layer, "reference", None))
+    if has_reference:
         _record(report, "matches its stated reference", lambda: _check_reference(layer, x))
     elif declared:
         promise = "zero mean, unit variance" if layer.center else "unit mean square (no centering)"
         _record(report, f"{promise} over the reduced axes", lambda: _check_statistics(layer, x))
         _record(report, "the declared normalization γ·x̂ + β, elementwise", lambda: _check_declared(layer, x))
-    if not callable(getattr(layer, "reference", None)) and (own_forward or not declared):
+    if not has_reference and (own_forward or not declared):
         _record(report, "matches its stated reference", lambda: _no_reference(cls))
     _record_independence(report, layer, x, declared)
     if declared and getattr(layer, "track_running_stats", False):
@@ -322,7 +333,7 @@ def _record_independence(report, layer, x, declared):
         if declared:
             others &= ~_sharing_sample_0(layer, x.shape)
     except Exception as e:
-        report.results.append(("independent of the samples outside its statistics", False, f"{type(e).__name__}: {e}"))
+        _fail(report, "independent of the samples outside its statistics", e)
         return
     if others.any():  # BatchNorm pools every sample, so nothing is left to change
         what = "the other samples in the batch" if others[1:].all() else "the samples outside its statistics"

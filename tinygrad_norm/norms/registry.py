@@ -72,7 +72,7 @@ def name_problem(name):
     """Why `name` cannot name a plugin, or None: a registered name is a non-empty string without spaces."""
     if not isinstance(name, str):
         return f"a plugin's name is a string; got {type(name).__name__} {name!r}"
-    if not name or name != name.strip() or any(c.isspace() for c in name):
+    if not name or any(c.isspace() for c in name):
         return f"a plugin's name is a non-empty string without spaces; got {name!r}"
     return None
 

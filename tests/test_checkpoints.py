@@ -9,7 +9,7 @@ import pytest
 import tinygrad_norm as tg
 from tinygrad_norm import distributed as dist
 from tinygrad_norm import nn
-from tinygrad_norm.module import SIGNATURE, find_checkpoint
+from tinygrad_norm.checkpoint import SIGNATURE, find_checkpoint
 
 
 def small():

@@ -4,7 +4,8 @@ from .backend import DeviceError, get_array_module, gpu_available
 from .gradcheck import GradcheckError, gradcheck, gradcheck_module
 from . import data, distributed, nn, optim
 from .random import manual_seed
-from .tensor import (Tensor, as_tensor, concatenate, maximum, minimum, ones, rand, randn, stack, tensor, where,
-                     zeros)
+from .serialization import load, save
+from .tensor import (Tensor, as_tensor, concatenate, maximum, minimum, ones, rand, randn, stack, tensor,
+                     where, zeros)
 
 __version__ = "0.1.0"

@@ -183,3 +183,48 @@ def test_ops_on_one_device_still_work(device):
     np.testing.assert_array_equal((x + y).numpy(), 1 + np.arange(6.0).reshape(2, 3))
     np.testing.assert_array_equal((y < 2.5).numpy(), np.arange(6.0).reshape(2, 3) < 2.5)
     np.testing.assert_array_equal(tg.concatenate([x, y]).numpy()[2:], np.arange(6.0).reshape(2, 3))
+
+
+# ---- the parts of PyTorch's Tensor API a training script uses ---------------------------------------------
+def test_equality_is_elementwise_and_truth_needs_one_element():
+    a, b = tg.tensor([1.0, 2.0, 3.0]), tg.tensor([1.0, 0.0, 3.0])
+    assert (a == b).tolist() == [True, False, True] and (a != b).tolist() == [False, True, False]
+    assert (a == 2).tolist() == [False, True, False]
+    assert (a == None) is False and a in [a] and {a: 1}[a] == 1  # noqa: E711 (None compares as PyTorch's)
+    assert bool(tg.tensor([2.0]) > 1) and not bool(tg.tensor(0.0))
+    with pytest.raises(RuntimeError, match="more than one value is ambiguous"):
+        bool(a == b)
+
+
+def test_argmax_argmin_size_view_and_dtype_conversions():
+    x = np.array([[1.0, 5.0, 5.0], [7.0, 0.0, 1.0]])
+    t = tg.Tensor(x)
+    assert t.argmax(1).tolist() == [1, 0] and t.argmax().item() == 3 and t.argmin(0).tolist() == [0, 1, 1]
+    assert t.argmax(1, keepdim=True).shape == (2, 1) and t.argmax(1).dtype == np.int64
+    assert t.size() == (2, 3) and t.size(-1) == 3 and t.dim() == 2 and t.view(3, 2).shape == (3, 2)
+    assert t.float().dtype == np.float32 and t.double().dtype == np.float64 and t.half().dtype == np.float16
+    assert t.long().dtype == np.int64 and t.bool().dtype == np.bool_ and t.contiguous() is t
+    assert t.to("cpu") is t and t.to(np.float32).dtype == np.float32 and t.to("cpu", "float16").dtype == np.float16
+    assert t.to(tg.zeros(1, dtype="float32")).dtype == np.float32 and t.cpu() is t
+    with pytest.raises(ValueError, match="empty tensor"):
+        tg.zeros(0).argmax()
+
+
+def test_clone_copies_and_passes_gradients_and_from_numpy_shares_memory():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.clone()
+    (y * 3).sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0] and y.data is not x.data
+    a = np.zeros(2, np.float32)
+    t = tg.from_numpy(a)
+    a[0] = 5
+    assert t.tolist() == [5.0, 0.0] and t.dtype == np.float32
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        tg.from_numpy([1, 2])
+
+
+def test_cuda_zero_is_cuda_and_other_gpus_are_refused():
+    from tinygrad_norm.backend import DeviceError, check_device
+    assert check_device("cuda:0") == "cuda"
+    with pytest.raises(DeviceError, match="only one GPU"):
+        check_device("cuda:1")

@@ -59,7 +59,12 @@ def get_array_module(*xs):
 
 
 def check_device(device):
+    """"cpu" or "cuda" for a device name; "cuda:0" is "cuda" (one GPU is driven: device 0)."""
     device = str(device)
+    if device.startswith("cuda:") and device[5:].isdigit():
+        if int(device[5:]) != 0:
+            raise DeviceError(f"device {device!r}: only one GPU is driven here, 'cuda' (which is 'cuda:0')")
+        device = "cuda"
     if device not in DEVICES:
         raise DeviceError(f"unknown device {device!r}: expected one of {DEVICES}")
     return device

@@ -5,7 +5,7 @@ import operator
 import numpy as np
 
 from . import autograd, ops
-from .backend import (as_numpy, check_device, check_dtype, check_same_device, device_of, get_array_module,
+from .backend import (DEVICES, as_numpy, check_device, check_dtype, check_same_device, device_of, get_array_module,
                       is_array, module_for, to_device)
 from .dtypes import DEFAULT_FLOAT, float_of, is_weak, result_type, sum_of
 
@@ -89,11 +89,45 @@ class Tensor:
     def detach(self):
         return Tensor._from_array(self.data)
 
-    def to(self, device):
-        """A copy on `device` ("cpu" or "cuda") that is a leaf; self when it is already there."""
-        if check_device(device) == self.device:
-            return self
-        return Tensor._from_array(to_device(self.data, device), self.requires_grad)
+    def to(self, *args, dtype=None, device=None):
+        """This tensor on a device ("cpu", "cuda", "cuda:0") and/or in a dtype, given in either order or as
+        another Tensor (its device and dtype), as PyTorch's .to; self when nothing changes. A move between
+        devices gives a leaf; a change of floating dtype is differentiable (astype)."""
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, str) and (a in DEVICES or a.startswith("cuda:")):
+                device = a
+            else:
+                dtype = a
+        out = self
+        if device is not None and check_device(device) != self.device:
+            out = Tensor._from_array(to_device(self.data, check_device(device)), self.requires_grad)
+        return out if dtype is None else out.astype(dtype)
+
+    def cpu(self): return self.to("cpu")
+    def cuda(self, device=None): return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+    def float(self): return self.astype(np.float32)
+    def double(self): return self.astype(np.float64)
+    def half(self): return self.astype(np.float16)
+    def long(self): return self.astype(np.int64)
+    def bool(self): return self.astype(np.bool_)
+
+    def size(self, dim=None):
+        """The shape, or the length of axis `dim`."""
+        return self.shape if dim is None else self.shape[ops.one_axis(dim, self.ndim)]
+
+    def dim(self):
+        return self.ndim
+
+    def clone(self):
+        """A copy of the data that gradients flow back through, as PyTorch's clone."""
+        if self.requires_grad:
+            return ops.Cast.apply(self, dtype=self.dtype)
+        return Tensor._from_array(self.data.copy())
+
+    def contiguous(self):
+        return self  # every array here is laid out in order, or copied when an op needs it so
 
     def astype(self, dtype):
         """This tensor in `dtype`; differentiable between floating-point dtypes (the gradient is cast back), a
@@ -206,7 +240,23 @@ class Tensor:
     def __le__(self, o): return self._compare(o, operator.le)
     def __gt__(self, o): return self._compare(o, operator.gt)
     def __ge__(self, o): return self._compare(o, operator.ge)
+
+    def __eq__(self, o):
+        """Elementwise, as PyTorch (a bool Tensor); hashing stays by identity, so Tensors still key dicts."""
+        return self._compare(o, operator.eq) if isinstance(o, (Tensor, int, float, bool)) or is_array(o) \
+            else NotImplemented
+
+    def __ne__(self, o):
+        return self._compare(o, operator.ne) if isinstance(o, (Tensor, int, float, bool)) or is_array(o) \
+            else NotImplemented
+
     __hash__ = object.__hash__
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous (shape {self.shape}; "
+                               f"use .any() or .all())")
+        return bool(self.data.reshape(()).item())
 
     # ---- unary math and activations -----------------------------------------------------------------
     def exp(self): return ops.Exp.apply(self._floating())
@@ -258,6 +308,26 @@ class Tensor:
     def reshape(self, *shape):
         shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         return ops.Reshape.apply(self, shape=tuple(shape))
+
+    view = reshape
+
+    def argmax(self, dim=None, keepdim=False):
+        """Index of the largest element (first one on ties; over the flattened tensor when dim is None)."""
+        return self._arg(self.data.argmax, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        return self._arg(self.data.argmin, dim, keepdim)
+
+    def _arg(self, find, dim, keepdim):
+        if self.data.size == 0:
+            raise ValueError(f"argmax/argmin of an empty tensor (shape {self.shape}) has no answer")
+        if dim is None:
+            index = find()
+            return Tensor._from_array(get_array_module(self.data).asarray(index, dtype=np.int64).reshape(
+                (1,) * self.ndim if keepdim else ()))
+        axis = ops.one_axis(dim, self.ndim) if self.ndim else None
+        index = find(axis=axis, keepdims=keepdim) if axis is not None else find()
+        return Tensor._from_array(get_array_module(self.data).asarray(index, dtype=np.int64))
 
     def permute(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
@@ -321,6 +391,13 @@ def _raw_index(index):
 
 def tensor(data, requires_grad=False, dtype=None, device=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def from_numpy(array):
+    """A Tensor sharing the NumPy array's memory and dtype, as torch.from_numpy."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray; got {type(array).__name__}")
+    return Tensor(array)
 
 
 def as_tensor(x):

@@ -80,7 +80,10 @@ def fit(model, data, lr, epochs, batch_size=32, seed=0, optimizer="sgd", evals_p
     loader = DataLoader(TensorDataset(data.x, data.y), batch_size=batch_size, shuffle=True, drop_last=True, seed=seed)
     rng = np.random.default_rng(seed)
     per_epoch = len(loader) if batches is None else sum(1 for _ in batches(np.random.default_rng(seed)))
-    schedule = optim.CosineAnnealingLR(opt, T_max=epochs * per_epoch)
+    # the cosine in closed form, lr·(1 + cos(π·step/T))/2 (PyTorch's CosineAnnealingLR multiplies step by step,
+    # which differs in the last bits); the committed results were made with this one
+    cosine_steps = max(epochs * per_epoch, 1)  # no steps at all: the rate at step 0 is lr
+    schedule = optim.lr_scheduler.LambdaLR(opt, lambda step: (1 + math.cos(math.pi * step / cosine_steps)) / 2)
     eval_every = max(per_epoch // evals_per_epoch, 1)
     run, step, start = Run(), 0, time.perf_counter()
     for epoch in range(epochs):

@@ -1,5 +1,6 @@
-"""Modules, layers, recurrent layers, losses (in `functional`) and initialisers."""
-from . import functional, init
+"""Modules, layers, recurrent layers, losses (functions in `functional`, modules here), initialisers and
+gradient clipping (`utils`)."""
+from . import functional, init, utils
 from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, Dropout, Embedding, Flatten, Identity,
                      LeakyReLU, Linear, MaxPool2d, ReLU, Sigmoid, Tanh)
 from ..module import CheckpointError, IncompatibleKeys, Module, ModuleList, Parameter, Sequential, StateDictError

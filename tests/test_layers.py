@@ -79,7 +79,7 @@ def test_loss_errors_are_clear():
     logits = tg.randn(3, 4)
     with pytest.raises(ValueError, match=r"3 integer class indices.*float64 of shape \(3,\)"):
         F.cross_entropy(logits, np.zeros(3))
-    with pytest.raises(ValueError, match=r"\[0, 4\); got values from 0 to 7"):
+    with pytest.raises(ValueError, match=r"\[0, 4\).*got values from 0 to 7"):
         F.cross_entropy(logits, np.array([0, 7, 1]))
     with pytest.raises(ValueError, match="reduction must be"):
         F.mse_loss(logits, logits, reduction="avg")

@@ -1,10 +1,12 @@
-"""Stateless functions on Tensors: activations, losses, dropout, convolution and pooling."""
+"""Stateless functions on Tensors: activations, losses (from losses.py), dropout, convolution and pooling."""
 import numpy as np
 
 from .. import ops
 from ..backend import get_array_module
 from ..random import rng
-from ..tensor import Tensor, stack, where
+from ..tensor import stack, where
+from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss,  # noqa: F401
+                     kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 
 
 def _pair(v):
@@ -35,47 +37,6 @@ def linear(x, weight, bias=None):
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input's last axis is {x.shape[-1]} but weight {weight.shape} expects {weight.shape[1]}")
     return ops.Linear.apply(x, weight) if bias is None else ops.Linear.apply(x, weight, bias)
-
-
-def _reduce(loss, reduction):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
-
-
-def _targets(target, n, classes, like):
-    """Class indices as an integer array on the logits' device, checked against (N, C)."""
-    t = get_array_module(like).asarray(target.data if isinstance(target, Tensor) else target)
-    if t.dtype.kind not in "iu" or t.shape != (n,):
-        raise ValueError(f"targets must be {n} integer class indices (shape ({n},)); got {t.dtype} of shape {t.shape}")
-    if t.size and bool(((t < 0) | (t >= classes)).any()):  # one read back from a GPU, not two
-        raise ValueError(f"targets must lie in [0, {classes}); got values from {t.min()} to {t.max()}")
-    return t
-
-
-def nll_loss(logp, target, reduction="mean"):
-    """-logp[i, target[i]] for log-probabilities (N, C) and class indices (N,)."""
-    if logp.ndim != 2:
-        raise ValueError(f"nll_loss expects log-probabilities of shape (N, C); got {logp.shape}")
-    return _reduce(ops.NLLLoss.apply(logp, target=_targets(target, *logp.shape, logp.data)), reduction)
-
-
-def cross_entropy(logits, target, reduction="mean", label_smoothing=0.0):
-    """nll_loss(log_softmax(logits)); with label smoothing ε: (1-ε)·nll + ε·mean over classes of -logp."""
-    logp = log_softmax(logits, axis=-1)
-    loss = nll_loss(logp, target, reduction="none")
-    if label_smoothing:
-        loss = loss * (1 - label_smoothing) - logp.mean(axis=-1) * label_smoothing
-    return _reduce(loss, reduction)
-
-
-def mse_loss(input, target, reduction="mean"):
-    diff = input - target
-    return _reduce(diff * diff, reduction)
 
 
 def dropout(x, p=0.5, training=True):

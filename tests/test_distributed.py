@@ -72,7 +72,7 @@ def test_sync_needs_a_pattern_that_pools_the_batch_axis():
                                          r"batch axis n, but .* does not name the batch axis n"):
         nn.Norm("layer", 8, sync=True)
     with pytest.raises(ValueError, match=r"GroupNorm \(plugin 'group'\).*'n \(g c\) \.\.\. -> n g' keeps the batch axis n"):
-        nn.Norm("group", 8, groups=2, sync=True)
+        nn.Norm("group", 2, 8, sync=True)
 
 
 def test_a_third_party_plugin_that_pools_the_batch_axis_can_sync():

@@ -19,7 +19,7 @@ def build(name, dims, device="cpu"):
     """A float64 layer of each plugin for 1-, 2- or 3-D inputs on `device`, with non-trivial γ, β."""
     shape = SHAPES[dims]
     layer = {"batch": lambda: nn.Norm("batch", 6), "instance": lambda: nn.Norm("instance", 6, affine=True),
-             "group": lambda: nn.Norm("group", 6, groups=3), "layer": lambda: nn.Norm("layer", shape[-dims:]),
+             "group": lambda: nn.Norm("group", 3, 6), "layer": lambda: nn.Norm("layer", shape[-dims:]),
              "rms": lambda: nn.Norm("rms", shape[-dims:]), "local_response": lambda: nn.Norm("local_response", 3),
              "ghost_batch": lambda: nn.Norm("ghost_batch", 6, k=2)}[name]()
     rng = np.random.default_rng(dims)
@@ -246,10 +246,37 @@ def test_a_pytorch_named_layer_is_an_instance_of_its_class_and_of_its_plugin():
     bn = nn.BatchNorm2d(3)
     assert isinstance(bn, nn.BatchNorm2d) and isinstance(bn, norms.get("batch")) and type(bn).__name__ == "BatchNorm2d"
     assert not isinstance(bn, nn.BatchNorm1d) and not isinstance(nn.Norm("batch", 3), nn.BatchNorm2d)
-    assert type(nn.BatchNorm2d(4)) is type(bn)  # one joined class, made once
+    assert type(bn) is nn.BatchNorm2d and type(nn.BatchNorm2d(4)) is nn.BatchNorm2d  # one class, PyTorch's name
     assert list(nn.BatchNorm2d(3, bias=False).state_dict()) == ["weight", "running_mean", "running_var",
                                                                  "num_batches_tracked"]  # PyTorch 2.13's keys
     assert repr(nn.GroupNorm(2, 4)).startswith("GroupNorm(4, g=2")
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_SIGNATURES))
+def test_pytorch_named_layers_are_their_classes_and_pickle_and_deepcopy(name):
+    import copy
+    import pickle
+    args = {"GroupNorm": (2, 4), "LayerNorm": ((4,),), "RMSNorm": ((4,),), "LocalResponseNorm": (2,)}.get(name, (4,))
+    layer = getattr(nn, name)(*args)
+    assert type(layer) is getattr(nn, name)
+    x = tg.randn(*{"BatchNorm1d": (3, 4), "InstanceNorm1d": (3, 4, 5), "BatchNorm3d": (3, 4, 2, 2, 2),
+                   "InstanceNorm3d": (3, 4, 2, 2, 2)}.get(name, (3, 4, 3, 4)))
+    for twin in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+        assert type(twin) is type(layer) and list(twin.state_dict()) == list(layer.state_dict())
+        np.testing.assert_array_equal(twin(x).numpy(), layer(x).numpy())
+
+
+def test_a_plugin_and_its_pytorch_name_take_the_same_arguments():
+    import inspect
+    for name, plugin in [("GroupNorm", "group"), ("BatchNorm2d", "batch"), ("InstanceNorm2d", "instance"),
+                         ("LayerNorm", "layer"), ("RMSNorm", "rms"), ("LocalResponseNorm", "local_response")]:
+        assert list(inspect.signature(norms.get(plugin)).parameters) == TORCH_SIGNATURES[name], name
+    assert repr(nn.Norm("group", 2, 6)) == repr(nn.GroupNorm(2, 6))
+
+
+def test_a_plugin_that_normalizes_weights_is_not_a_layer():
+    with pytest.raises(norms.NormPluginError, match=r"'weight' normalizes a layer's weights.*nn.weight_norm"):
+        nn.Norm("weight", 4)
 
 
 def test_a_replaced_plugin_is_picked_up_by_the_pytorch_names():
@@ -265,10 +292,11 @@ def test_a_replaced_plugin_is_picked_up_by_the_pytorch_names():
     try:
         gn = nn.GroupNorm(2, 4)
         gn(tg.randn(2, 4, 3))
-        assert isinstance(gn, LoudGroupNorm) and isinstance(gn, nn.GroupNorm) and LoudGroupNorm.calls == 1
+        assert isinstance(gn, LoudGroupNorm) and type(gn) is nn.GroupNorm and LoudGroupNorm.calls == 1
     finally:
         norms.refresh()  # the entry points again: the built-in, with its origin
-    assert not isinstance(nn.GroupNorm(2, 4), LoudGroupNorm) and norms.get("group") is builtin
+    again = nn.GroupNorm(2, 4)
+    assert not isinstance(again, LoudGroupNorm) and type(again) is nn.GroupNorm and norms.get("group") is builtin
 
 
 def test_instance_norm_defaults_match_pytorch():
@@ -297,7 +325,7 @@ def test_input_that_does_not_fit_the_pattern_names_plugin_pattern_and_shape():
     with pytest.raises(PatternError, match=r"'\.\.\. d0 d1 -> \.\.\.' expects axis d1 of size 4"):
         nn.LayerNorm((3, 4))(tg.randn(2, 3, 5))
     with pytest.raises(PatternError, match=r"needs input with at least 2 axes; got shape \(6,\)"):
-        nn.Norm("group", 6, groups=2)(tg.randn(6))
+        nn.Norm("group", 2, 6)(tg.randn(6))
     with pytest.raises(TypeError, match="floating-point input"):
         nn.LayerNorm(3)(tg.Tensor(np.arange(3)))
 

@@ -1,40 +1,54 @@
-"""Normalization layers by plugin name, `Norm("group", 64, groups=8)`, and by PyTorch's names with PyTorch's
+"""Normalization layers by plugin name, `Norm("group", 8, 64)`, and by PyTorch's names with PyTorch's
 signatures, `BatchNorm2d(64)`. Both find their plugin in the registry when a layer is made, so a replaced
 plugin is picked up here too."""
 from .. import norms
 from ..module import Module
+from ..norms import NormLayer
 
 
 def Norm(name, *args, sync=False, **options):
-    """The layer of the registered plugin `name`, e.g. Norm("batch", 64) or Norm("group", 64, groups=8).
-    sync=True pools the training statistics over every process (for plugins that pool the batch axis)."""
-    layer = norms.get(name)(*args, **options)
+    """The layer of the registered plugin `name`, e.g. Norm("batch", 64) or Norm("group", 8, 64) (arguments as
+    the plugin's class takes them, PyTorch's order for PyTorch's norms). sync=True pools the training
+    statistics over every process (for plugins that pool the batch axis)."""
+    cls = norms.get(name)
+    if norms.acts_on(cls) == "weights":
+        raise norms.NormPluginError(f"norm plugin {name!r} normalizes a layer's weights, not activations, so it is "
+                                    f"not a layer: reparametrize a layer with nn.weight_norm(layer) (or "
+                                    f"norms.get({name!r}).apply(layer))")
+    layer = cls(*args, **options)
     return layer.set_sync() if sync else layer
 
 
-class PluginLayer(Module):
-    """Base of the PyTorch-named layers: real classes (help() shows their signature, isinstance works) whose
-    instances are layers of the registered plugin `plugin`.
+class PluginLayer:
+    """Mixin of the PyTorch-named layers: each is one real class (importable, picklable, `type(layer) is
+    nn.BatchNorm2d`) whose base is the plugin registered under `plugin`.
 
-    The plugin classes are found through the registry, after this module is imported, so nn cannot name them
-    as base classes. Instead each PyTorch-named class is joined with its plugin's class when a layer is
-    made: type(BatchNorm2d(3)) subclasses both nn.BatchNorm2d and the 'batch' plugin (one joined class per
-    pair, made once).
+    nn cannot name the plugin classes (they arrive through entry points, after this module is imported), so
+    each class is defined on a placeholder base and re-based onto the registered plugin whenever a layer is
+    made (or unpickled): a plugin replaced in the registry is the base of every layer made after, and of the
+    class itself, so layers made before it follow the replacement too.
     """
-    plugin = None       # the registry name this layer is made from
-    input_ndims = None  # the input ranks accepted, where PyTorch's name narrows the plugin's (BatchNorm2d: 4)
-    _joined = {}
+    plugin = None  # the registry name this layer is made from
 
     def __new__(cls, *args, **kwargs):
-        base = norms.get(cls.plugin)
-        joined = PluginLayer._joined.get((cls, base))
-        if joined is None:
-            attrs = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__}
-            joined = PluginLayer._joined[cls, base] = type(cls.__name__, (cls, base), attrs)
-        return super().__new__(joined)
+        follow_registry(cls)
+        return object.__new__(cls)
 
 
-class _BatchNorm(PluginLayer):
+def follow_registry(cls):
+    """Re-base the class of `cls`'s line that lists PluginLayer onto the plugin registered now."""
+    root = next(c for c in cls.__mro__ if c.__bases__[0] is PluginLayer)
+    plugin = norms.get(root.plugin)
+    if root.__bases__[1] is not plugin:
+        try:
+            root.__bases__ = (PluginLayer, plugin)
+        except TypeError as e:  # a plugin with __slots__ or another layout
+            raise norms.NormPluginError(f"{root.__name__[1:] if root.__name__.startswith('_') else root.__name__} "
+                                        f"cannot be made from plugin {plugin.__name__!r} registered as "
+                                        f"{root.plugin!r}: {e}") from None
+
+
+class _BatchNorm(PluginLayer, NormLayer):
     plugin = "batch"
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):
@@ -85,7 +99,7 @@ class SyncBatchNorm(_BatchNorm):
         return module
 
 
-class _InstanceNorm(PluginLayer):
+class _InstanceNorm(PluginLayer, NormLayer):
     plugin = "instance"
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *, bias=True):
@@ -111,17 +125,17 @@ class InstanceNorm3d(_InstanceNorm):
     input_ndims = (5,)
 
 
-class GroupNorm(PluginLayer):
+class GroupNorm(PluginLayer, NormLayer):
     """y = (x − E[x]) / √(Var[x] + eps) · γ + β on (N, C, ...) input, the C channels split into num_groups
     groups, statistics per (sample, group) over its channels and every other axis; γ, β per channel.
     PyTorch's GroupNorm, from the 'group' plugin."""
     plugin = "group"
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
-        super().__init__(num_channels, groups=num_groups, eps=eps, affine=affine, bias=bias)
+        super().__init__(num_groups, num_channels, eps=eps, affine=affine, bias=bias)
 
 
-class LayerNorm(PluginLayer):
+class LayerNorm(PluginLayer, NormLayer):
     """y = (x − E[x]) / √(Var[x] + eps) · γ + β on (..., *normalized_shape) input, statistics per leading
     index over the trailing normalized_shape; γ, β elementwise. PyTorch's LayerNorm, from the 'layer' plugin."""
     plugin = "layer"
@@ -130,7 +144,7 @@ class LayerNorm(PluginLayer):
         super().__init__(normalized_shape, eps=eps, elementwise_affine=elementwise_affine, bias=bias)
 
 
-class RMSNorm(PluginLayer):
+class RMSNorm(PluginLayer, NormLayer):
     """y = x / √(E[x²] + eps) · γ on (..., *normalized_shape) input, over the trailing normalized_shape;
     eps=None uses the input dtype's machine epsilon. PyTorch's RMSNorm, from the 'rms' plugin."""
     plugin = "rms"
@@ -139,7 +153,7 @@ class RMSNorm(PluginLayer):
         super().__init__(normalized_shape, eps=eps, elementwise_affine=elementwise_affine)
 
 
-class LocalResponseNorm(PluginLayer):
+class LocalResponseNorm(PluginLayer, Module):
     """b_c = a_c / (k + α/n · Σ a_c'²)^β over a window of `size` neighbouring channels c' of (N, C, ...) input.
     PyTorch's LocalResponseNorm, from the 'local_response' plugin."""
     plugin = "local_response"

@@ -6,8 +6,8 @@ A plugin subclasses NormLayer and declares, rather than computes, what it normal
         pattern = "n (g c) ... -> n g"      # statistics per sample and group
         param_axes = "(g c)"                 # γ, β per channel; num_features is the size of (g c)
 
-        def __init__(self, num_channels, groups=32, eps=1e-5, affine=True):
-            super().__init__(num_channels, eps=eps, affine=affine, g=groups)
+        def __init__(self, num_groups, num_channels, eps=1e-5, affine=True):
+            super().__init__(num_channels, eps=eps, affine=affine, g=num_groups)
 
 The layer turns that into parameters, running-statistics buffers, shape checks and a call of the fused
 `Normalize` op. Running statistics (when kept) average the batch statistics over the batch axis (the

@@ -1,0 +1,16 @@
+"""The runnable examples in the docstrings of the PyTorch-facing modules run and print what they say."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["tinygrad_norm.optim.optimizer", "tinygrad_norm.optim.lr_scheduler", "tinygrad_norm.serialization",
+           "tinygrad_norm.nn.losses", "tinygrad_norm.nn.init"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+    failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert attempted > 0, f"{name} has no docstring example"
+    assert failed == 0

@@ -228,3 +228,116 @@ def test_cuda_zero_is_cuda_and_other_gpus_are_refused():
     assert check_device("cuda:0") == "cuda"
     with pytest.raises(DeviceError, match="only one GPU"):
         check_device("cuda:1")
+
+
+def test_reductions_take_pytorchs_dim_and_keepdim():
+    x = tg.Tensor(np.arange(24.0).reshape(2, 3, 4))
+    a = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(x.sum(dim=(0, 2)).numpy(), a.sum((0, 2)))
+    assert x.mean(1, keepdim=True).shape == (2, 1, 4) and x.sum(dim=[]).item() == a.sum()  # dim=[]: every axis
+    assert x.sum(axis=()).shape == (2, 3, 4)  # NumPy's axis=() reduces nothing
+    assert x.sum(dtype="float32").dtype == np.float32
+    np.testing.assert_array_equal(x.amax((1, 2)).numpy(), a.max((1, 2)))
+    np.testing.assert_allclose(x.var(1, unbiased=False).numpy(), a.var(1))
+    np.testing.assert_allclose(x.var(dim=2, correction=2).numpy(), a.var(2, ddof=2))
+    values, indices = x.max(dim=1)
+    np.testing.assert_array_equal(values.numpy(), a.max(1))
+    assert indices.tolist() == [[2] * 4] * 2 and x.min(2).indices.tolist() == [[0] * 3] * 2
+    with pytest.raises(TypeError, match="not both"):
+        x.sum(dim=0, axis=0)
+    assert x.squeeze(dim=0).shape == (2, 3, 4) and x.unsqueeze(dim=1).shape == (2, 1, 3, 4)
+    assert x.cumsum(dim=2).numpy()[0, 0].tolist() == [0, 1, 3, 6]
+    assert tg.cat([x, x], dim=1).shape == (2, 6, 4) and tg.stack([x, x], dim=3).shape == (2, 3, 4, 2)
+    assert tg.Tensor(np.ones((3, 1))).expand(-1, 4).shape == (3, 4) and x.expand(5, -1, -1, -1).shape == (5, 2, 3, 4)
+
+
+def test_max_along_a_dim_is_pytorchs():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    a = np.random.default_rng(0).standard_normal((3, 5, 4))
+    for dim in (0, 1, -1):
+        for keepdim in (False, True):
+            ours, theirs = tg.Tensor(a).max(dim, keepdim), torch.tensor(a).max(dim, keepdim)
+            np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+            np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+
+
+def test_clamp_with_tensor_bounds_sends_each_gradient_where_it_wins():
+    """d/dx is 1 where low <= x <= high, d/dlow 1 where x < low, d/dhigh 1 where x > high."""
+    x = tg.tensor([-2.0, 0.5, 3.0, 1.0], requires_grad=True)
+    low = tg.tensor([0.0, 0.0, 0.0, 1.0], requires_grad=True)
+    high = tg.tensor([1.0, 1.0, 2.0, 2.0], requires_grad=True)
+    y = x.clamp(min=low, max=high)
+    assert y.tolist() == [0.0, 0.5, 2.0, 1.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [0, 1, 0, 1] and low.grad.tolist() == [1, 0, 0, 0] and high.grad.tolist() == [0, 0, 1, 0]
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    tx, tl, th = (torch.tensor(t.numpy(), requires_grad=True) for t in (x, low, high))
+    torch.clamp(tx, tl, th).sum().backward()
+    assert tx.grad.tolist() == x.grad.tolist() and tl.grad.tolist() == low.grad.tolist()
+    assert th.grad.tolist() == high.grad.tolist()
+
+
+def test_add_sub_alpha_and_div_rounding_modes_are_pytorchs():
+    a, b = tg.tensor([7.0, -7.0, 7.5, -7.5]), tg.tensor([2.0, 2.0, -2.0, -2.0])
+    assert a.add(b, alpha=3).tolist() == [13.0, -1.0, 1.5, -13.5] and a.sub(b, alpha=0.5).tolist() == [6, -8, 8.5, -6.5]
+    assert a.div(b, rounding_mode="trunc").tolist() == [3, -3, -3, 3]
+    assert a.div(b, rounding_mode="floor").tolist() == [3, -4, -4, 3]
+    i, j = tg.Tensor(np.array([7, -7, 7, -7, 6])), tg.Tensor(np.array([2, 2, -2, -2, -3]))
+    assert i.div(j, rounding_mode="trunc").tolist() == [3, -3, -3, 3, -2] and i.div(j, rounding_mode="trunc").dtype == np.int64
+    assert i.div(j, rounding_mode="floor").tolist() == [3, -4, -4, 3, -2]
+    with pytest.raises(ValueError, match="rounding_mode"):
+        a.div(b, rounding_mode="round")
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    for mode in ("trunc", "floor"):
+        assert i.div(j, rounding_mode=mode).tolist() == torch.tensor(i.numpy()).div(torch.tensor(j.numpy()),
+                                                                                     rounding_mode=mode).tolist()
+
+
+def test_masked_fill_gather_chunk_and_split():
+    x = tg.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    y = x.masked_fill(x.data > 4, 0.0)
+    assert y.tolist() == [[1, 2, 3], [4, 0, 0]]
+    y.sum().backward()
+    assert x.grad.tolist() == [[1, 1, 1], [1, 0, 0]]
+    x.grad = None
+    index = np.array([[0, 0], [2, 1]])
+    g = x.gather(1, index)
+    assert g.tolist() == [[1, 1], [6, 5]]
+    g.sum().backward()
+    assert x.grad.tolist() == [[2, 0, 0], [0, 1, 1]]  # x[0, 0] was picked twice
+    with pytest.raises(IndexError, match="index 3 is out of bounds for dimension 1 with size 3"):
+        x.gather(1, np.array([[3], [0]]))
+    t = tg.Tensor(np.arange(10.0))
+    assert [p.tolist() for p in t.chunk(3)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert [len(p) for p in t.split(4)] == [4, 4, 2] and [len(p) for p in t.split([1, 9])] == [1, 9]
+    with pytest.raises(ValueError, match="sum exactly to 10"):
+        t.split([3, 3])
+    with pytest.raises(TypeError, match="boolean masks"):
+        x.masked_fill(np.ones((2, 3)), 0.0)
+
+
+def test_gather_chunk_and_split_are_pytorchs():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    a = np.random.default_rng(0).standard_normal((4, 5, 3))
+    index = np.random.default_rng(1).integers(0, 4, (2, 5, 3))
+    np.testing.assert_array_equal(tg.Tensor(a).gather(0, index).numpy(),
+                                  torch.tensor(a).gather(0, torch.tensor(index)).numpy())
+    for chunks in (1, 2, 3, 4, 6):
+        assert [p.shape for p in tg.Tensor(a).chunk(chunks, 1)] == \
+            [tuple(p.shape) for p in torch.tensor(a).chunk(chunks, 1)]
+
+
+def test_softmax_takes_dim_and_dtype_and_warns_without_one():
+    from tinygrad_norm.nn import functional as F
+    x = tg.Tensor(np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32))
+    assert F.softmax(x, dim=1, dtype="float64").dtype == np.float64
+    np.testing.assert_allclose(F.softmax(x, dim=1).numpy().sum(1), 1, rtol=1e-6)
+    with pytest.warns(UserWarning, match="Implicit dimension choice"):
+        implicit = F.softmax(x)  # PyTorch's rule: dim 0 for 0-, 1- and 3-d input
+    np.testing.assert_allclose(implicit.numpy().sum(0), 1, rtol=1e-6)
+
+
+def test_a_layer_takes_its_input_by_pytorchs_name():
+    layer = tg.nn.Linear(3, 2)
+    x = tg.randn(4, 3)
+    np.testing.assert_array_equal(layer(input=x).numpy(), layer(x).numpy())

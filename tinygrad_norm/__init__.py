@@ -5,7 +5,7 @@ from .gradcheck import GradcheckError, gradcheck, gradcheck_module
 from . import data, distributed, nn, optim
 from .random import manual_seed
 from .serialization import load, save
-from .tensor import (Tensor, as_tensor, concatenate, from_numpy, maximum, minimum, ones, rand, randn, stack, tensor,
+from .tensor import (Tensor, as_tensor, cat, concatenate, from_numpy, maximum, minimum, ones, rand, randn, stack, tensor,
                      where, zeros)
 
 __version__ = "0.1.0"

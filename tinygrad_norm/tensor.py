@@ -271,22 +271,137 @@ class Tensor:
     __abs__ = abs
 
     def clip(self, low=None, high=None):
-        """Elementwise min(max(self, low), high); the result dtype is the promotion of self with the bounds."""
+        """Elementwise min(max(self, low), high); the result dtype is the promotion of self with the bounds.
+        Tensor bounds get gradients too: the input's where low <= x <= high, low's where x < low, high's
+        where x > high (PyTorch's clamp)."""
+        if isinstance(low, Tensor) or isinstance(high, Tensor):
+            out = self
+            if low is not None:
+                out = where(out.data < _like(low, self).data, low, out)
+            if high is not None:
+                out = where(out.data > _like(high, self).data, high, out)
+            return out
         bounds = [b for b in (low, high) if b is not None]
         x = self if all(type(b) in (int, float) for b in bounds) and self.dtype.kind == "f" else \
             self.astype(result_type(self.data, *bounds))
         return ops.Clip.apply(x, low=low, high=high)
 
-    # ---- reductions -------------------------------------------------------------------------------
-    # sums of bool and integers are int64, means float32 (dtypes.py); an axis of a 0-d tensor may be 0 or -1
-    def sum(self, axis=None, keepdims=False): return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return ops.Max.apply(self, axis=axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return ops.Min.apply(self, axis=axis, keepdims=keepdims)
+    def clamp(self, min=None, max=None):
+        """PyTorch's name (and keywords) for clip."""
+        return self.clip(min, max)
 
-    def cumsum(self, axis=0):
-        """Running sum along `axis` (int64 for bool and integers); a 0-d tensor is its own running sum."""
-        axes = ops.normalize_axis(axis, self.ndim)
+    # ---- PyTorch's arithmetic methods ----------------------------------------------------------------
+    def add(self, other, *, alpha=1):
+        """self + alpha·other."""
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, *, alpha=1):
+        """self - alpha·other."""
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other): return self * other
+
+    def div(self, other, *, rounding_mode=None):
+        """self / other; rounding_mode "trunc" rounds toward zero, "floor" down (then integers stay integers,
+        and the result is a constant: its gradient is zero almost everywhere, as PyTorch's)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode not in ("trunc", "floor"):
+            raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                             f"{rounding_mode!r}")
+        a, b = self._pair(other)
+        xp = get_array_module(a.data)
+        if a.dtype.kind in "iub":
+            if b.data.size and bool((b.data == 0).any()):
+                raise ZeroDivisionError("div of integers with a rounding mode: division by zero")
+            q = xp.floor_divide(a.data, b.data)
+            if rounding_mode == "trunc":  # floor is one below trunc where the signs differ and b does not divide a
+                q = q + ((q < 0) & (q * b.data != a.data))
+            return Tensor._from_array(q.astype(a.dtype, copy=False))
+        with ops.quiet(xp):
+            q = a.data / b.data
+        return Tensor._from_array(xp.floor(q) if rounding_mode == "floor" else xp.trunc(q))
+
+    def masked_fill(self, mask, value):
+        """`value` where the bool `mask` (broadcast to self's shape) is True, else self; differentiable in self
+        (and in `value` when it is a Tensor)."""
+        m = mask.data if isinstance(mask, Tensor) else get_array_module(self.data).asarray(mask)
+        if m.dtype != np.bool_:
+            raise TypeError(f"masked_fill only supports boolean masks, but got mask with dtype {m.dtype}")
+        return where(m, value if isinstance(value, Tensor) else _like(value, self), self)
+
+    def gather(self, dim, index):
+        """out[i][j][k] = self[index[i][j][k]][j][k] along `dim` (for dim 0): PyTorch's gather; the gradient
+        adds each output's into the place it came from."""
+        idx = index.data if isinstance(index, Tensor) else get_array_module(self.data).asarray(index)
+        if idx.dtype.kind not in "iu" or idx.ndim != self.ndim:
+            raise ValueError(f"gather: index must be an integer tensor with as many dimensions as the input "
+                             f"({self.ndim}); got {idx.dtype} of shape {idx.shape}")
+        axis = ops.one_axis(dim, self.ndim)
+        if idx.size and bool(((idx < 0) | (idx >= self.shape[axis])).any()):
+            raise IndexError(f"gather: index {int(idx.min()) if (idx < 0).any() else int(idx.max())} is out of "
+                             f"bounds for dimension {dim} with size {self.shape[axis]}")
+        xp = get_array_module(self.data)
+        grid = [xp.arange(n).reshape((-1,) + (1,) * (idx.ndim - k - 1)) for k, n in enumerate(idx.shape)]
+        grid[axis] = idx
+        return self[tuple(grid)]  # advanced indexing: its backward adds where an element was picked twice
+
+    def chunk(self, chunks, dim=0):
+        """Up to `chunks` pieces along `dim`, each ⌈size / chunks⌉ long but the last, as PyTorch's chunk."""
+        if chunks <= 0:
+            raise ValueError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        size = self.shape[ops.one_axis(dim, self.ndim)]
+        return self.split(max(-(-size // chunks), 1), dim)
+
+    def split(self, split_size_or_sections, dim=0):
+        """Pieces along `dim`: each `split_size` long (the last may be shorter), or of the listed sizes."""
+        axis = ops.one_axis(dim, self.ndim)
+        size = self.shape[axis]
+        if isinstance(split_size_or_sections, int):
+            step = split_size_or_sections
+            if step <= 0 and size:
+                raise ValueError(f"split expects split_size be non-negative and positive where the dim has "
+                                 f"elements, but got split_size={step}")
+            sizes = [min(step, size - i) for i in range(0, size, step)] if size else [0]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != size:
+                raise ValueError(f"split_with_sizes expects split_sizes to sum exactly to {size} (input tensor's "
+                                 f"size at dimension {dim}), but got split_sizes={sizes}")
+        starts = np.cumsum([0] + sizes[:-1])
+        lead = (slice(None),) * axis
+        return tuple(self[lead + (slice(int(a), int(a) + n),)] for a, n in zip(starts, sizes))
+
+    # ---- reductions -------------------------------------------------------------------------------
+    # sums of bool and integers are int64, means float32 (dtypes.py); an axis of a 0-d tensor may be 0 or -1.
+    # Each takes PyTorch's (dim, keepdim) or NumPy's (axis=, keepdims=): dim=[] reduces every axis, as PyTorch's
+    # sum and mean do, axis=() none, as NumPy's.
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+        x = self if dtype is None else self.astype(dtype)
+        return ops.Sum.apply(x, **_reduction(dim, keepdim, axis, keepdims))
+
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+        x = self if dtype is None else self.astype(dtype)
+        return ops.Mean.apply(x, **_reduction(dim, keepdim, axis, keepdims))
+
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The largest element; with an integer `dim` PyTorch's (values, indices) along it."""
+        if isinstance(dim, int) and axis is None:
+            return _values_indices(ops.Max.apply(self, axis=dim, keepdims=keepdim), self.argmax(dim, keepdim))
+        return ops.Max.apply(self, **_reduction(dim, keepdim, axis, keepdims))
+
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The smallest element; with an integer `dim` PyTorch's (values, indices) along it."""
+        if isinstance(dim, int) and axis is None:
+            return _values_indices(ops.Min.apply(self, axis=dim, keepdims=keepdim), self.argmin(dim, keepdim))
+        return ops.Min.apply(self, **_reduction(dim, keepdim, axis, keepdims))
+
+    def amax(self, dim=(), keepdim=False): return ops.Max.apply(self, **_reduction(dim, keepdim, None, None))
+    def amin(self, dim=(), keepdim=False): return ops.Min.apply(self, **_reduction(dim, keepdim, None, None))
+
+    def cumsum(self, dim=None, *, axis=None):
+        """Running sum along `dim` (int64 for bool and integers); a 0-d tensor is its own running sum."""
+        axes = ops.normalize_axis(_one_of(dim, axis, "dim", "axis", default=0), self.ndim)
         x = self.astype(sum_of(self.dtype))
         return ops.Cumsum.apply(x, axis=axes[0]) if axes else x.reshape(())
 
@@ -294,9 +409,14 @@ class Tensor:
         """Σ of the elements from `before` before to `after` after each one along `axis` (zero past the ends)."""
         return ops.WindowSum.apply(self, axis=ops.one_axis(axis, self.ndim), before=before, after=after)
 
-    def var(self, axis=None, keepdims=False, correction=1):
-        """Variance sum((x - mean)²) / (n - correction); correction=1 is the unbiased estimate (PyTorch's default).
-        NaN where n <= correction, as in PyTorch."""
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+        """Variance sum((x - mean)²) / (n - correction); correction=1 is the unbiased estimate (PyTorch's default;
+        unbiased=False is correction=0). NaN where n <= correction, as in PyTorch."""
+        if unbiased is not None and correction is not None:
+            raise ValueError("var: give unbiased or correction, not both")
+        correction = (1 if unbiased in (None, True) else 0) if correction is None else correction
+        reduce = _reduction(dim, keepdim, axis, keepdims)
+        axis, keepdims = reduce["axis"], reduce["keepdims"]
         axes = ops.normalize_axis(axis, self.ndim)
         n = int(np.prod([self.shape[i] for i in axes]))
         x = self._floating()
@@ -352,8 +472,14 @@ class Tensor:
         return self.permute(axes)
 
     def expand(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return ops.Expand.apply(self, shape=tuple(shape))
+        """Broadcast to `shape`; -1 keeps an axis's size (PyTorch's)."""
+        shape = tuple(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+        lead = len(shape) - self.ndim
+        if -1 in shape:
+            if any(n == -1 for n in shape[:lead]) or lead < 0:
+                raise ValueError(f"expand: -1 may only stand for an existing axis; shape {self.shape} to {shape}")
+            shape = shape[:lead] + tuple(old if n == -1 else n for n, old in zip(shape[lead:], self.shape))
+        return ops.Expand.apply(self, shape=shape)
 
     broadcast_to = expand
 
@@ -368,18 +494,57 @@ class Tensor:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
         return self.reshape(self.shape[:lo] + (math.prod(self.shape[lo:hi + 1]),) + self.shape[hi + 1:])
 
-    def squeeze(self, axis=None):
-        """Drop size-1 axes: all of them, or those among `axis` (an axis whose size is not 1 stays, as in PyTorch)."""
+    def squeeze(self, dim=None, *, axis=None):
+        """Drop size-1 axes: all of them, or those among `dim` (an axis whose size is not 1 stays, as in PyTorch)."""
+        axis = _one_of(dim, axis, "dim", "axis")
         axes = range(self.ndim) if axis is None else ops.normalize_axis(axis, self.ndim)
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
 
-    def unsqueeze(self, axis):
-        axis = ops.one_axis(axis, self.ndim + 1)
+    def unsqueeze(self, dim=None, *, axis=None):
+        axis = ops.one_axis(_one_of(dim, axis, "dim", "axis", required="unsqueeze"), self.ndim + 1)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def pad(self, pad, value=0.0):
         """Constant padding with NumPy's per-axis ((before, after), ...) widths."""
         return ops.Pad.apply(self, pad=tuple(tuple(p) for p in pad), value=value)
+
+
+def _one_of(dim, axis, dim_name, axis_name, default=None, required=None):
+    """The one of PyTorch's `dim` and NumPy's `axis` given; both is an error, neither `default`."""
+    if dim is not None and axis is not None:
+        raise TypeError(f"give {dim_name} or {axis_name}, not both")
+    chosen = dim if axis is None else axis
+    if chosen is None and required:
+        raise TypeError(f"{required}() missing required argument 'dim'")
+    return default if chosen is None else chosen
+
+
+def _reduction(dim, keepdim, axis, keepdims):
+    """ops keywords from PyTorch's (dim, keepdim) or NumPy's (axis, keepdims); dim=[] (or ()) is every axis."""
+    if dim is not None and axis is not None:
+        raise TypeError("give dim or axis, not both")
+    if keepdims is not None and keepdim:
+        raise TypeError("give keepdim or keepdims, not both")
+    if dim is not None and not isinstance(dim, int) and len(dim) == 0:
+        dim = None
+    return {"axis": dim if axis is None else axis, "keepdims": bool(keepdim if keepdims is None else keepdims)}
+
+
+class _ValuesIndices(tuple):
+    """PyTorch's (values, indices) of max(dim)/min(dim), by position or by name."""
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+
+def _values_indices(values, indices):
+    return _ValuesIndices((values, indices))
+
+
+def _like(value, like):
+    """`value` as a Tensor on `like`'s device in like's dtype (a Tensor as it is)."""
+    if isinstance(value, Tensor):
+        return value
+    return Tensor._from_array(get_array_module(like.data).asarray(value, dtype=like.dtype))
 
 
 def _raw_index(index):
@@ -470,20 +635,23 @@ def maximum(a, b): return ops.Maximum.apply(*_tensors(a, b))
 def minimum(a, b): return ops.Minimum.apply(*_tensors(a, b))
 
 
-def concatenate(tensors, axis=0):
-    """Join tensors along an existing axis; they are promoted to one dtype first."""
+def concatenate(tensors, dim=None, *, axis=None):
+    """Join tensors along an existing axis (PyTorch's `cat`); they are promoted to one dtype first."""
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate needs at least one tensor")
     tensors = promoted(*tensors)
-    return ops.Concatenate.apply(*tensors, axis=ops.one_axis(axis, tensors[0].ndim))
+    return ops.Concatenate.apply(*tensors, axis=ops.one_axis(_one_of(dim, axis, "dim", "axis", 0), tensors[0].ndim))
 
 
-def stack(tensors, axis=0):
+cat = concatenate
+
+
+def stack(tensors, dim=None, *, axis=None):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack needs at least one tensor")
-    axis = ops.one_axis(axis, tensors[0].ndim + 1)
+    axis = ops.one_axis(_one_of(dim, axis, "dim", "axis", 0), tensors[0].ndim + 1)
     return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 

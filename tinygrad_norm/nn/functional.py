@@ -1,4 +1,6 @@
 """Stateless functions on Tensors: activations, losses (from losses.py), dropout, convolution and pooling."""
+import warnings
+
 import numpy as np
 
 from .. import ops
@@ -24,12 +26,26 @@ def leaky_relu(x, negative_slope=0.01):
     return where(x.data > 0, x, x * negative_slope)
 
 
-def log_softmax(x, axis=-1):
-    return ops.LogSoftmax.apply(x, axis=axis)
+def _softmax_axis(x, dim, axis, name):
+    """PyTorch's dim (or NumPy's axis); neither is PyTorch's deprecated implicit choice, with its warning."""
+    if dim is not None and axis is not None:
+        raise TypeError(f"{name}: give dim or axis, not both")
+    if dim is None and axis is None:
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
+                      f"dim=X as an argument.", UserWarning, stacklevel=3)
+        return 0 if x.ndim in (0, 1, 3) else 1
+    return dim if axis is None else axis
 
 
-def softmax(x, axis=-1):
-    return log_softmax(x, axis).exp()
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    """log(softmax(input)) along `dim`, computed stably; `dtype` casts the input first."""
+    x = input if dtype is None else input.astype(dtype)
+    return ops.LogSoftmax.apply(x, axis=_softmax_axis(x, dim, axis, "log_softmax"))
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    x = input if dtype is None else input.astype(dtype)
+    return ops.LogSoftmax.apply(x, axis=_softmax_axis(x, dim, axis, "softmax")).exp()
 
 
 def linear(x, weight, bias=None):

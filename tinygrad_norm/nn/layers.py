@@ -16,11 +16,11 @@ class Linear(Module):
         self.weight = Parameter(fan_in_uniform((out_features, in_features), in_features))
         self.register_parameter("bias", Parameter(fan_in_uniform((out_features,), in_features)) if bias else None)
 
-    def forward(self, x):
-        if x.shape[-1] != self.in_features:
+    def forward(self, input):
+        if input.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects inputs whose last axis is "
-                             f"{self.in_features}; got shape {x.shape}")
-        return F.linear(x, self.weight, self.bias)
+                             f"{self.in_features}; got shape {input.shape}")
+        return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -41,9 +41,9 @@ class _ConvNd(Module):
         self.weight = Parameter(fan_in_uniform((out_channels, in_channels // groups) + k, fan_in))
         self.register_parameter("bias", Parameter(fan_in_uniform((out_channels,), fan_in)) if bias else None)
 
-    def forward(self, x):
+    def forward(self, input):
         conv = F.conv2d if self.dims == 2 else F.conv1d
-        return conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -71,11 +71,11 @@ class _Pool(Module):
 
 
 class MaxPool2d(_Pool):
-    def forward(self, x): return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+    def forward(self, input): return F.max_pool2d(input, self.kernel_size, self.stride, self.padding)
 
 
 class AvgPool2d(_Pool):
-    def forward(self, x): return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+    def forward(self, input): return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding)
 
 
 class AdaptiveAvgPool2d(Module):
@@ -83,20 +83,20 @@ class AdaptiveAvgPool2d(Module):
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, x): return F.adaptive_avg_pool2d(x, self.output_size)
+    def forward(self, input): return F.adaptive_avg_pool2d(input, self.output_size)
     def extra_repr(self): return f"output_size={self.output_size}"
 
 
 class ReLU(Module):
-    def forward(self, x): return x.relu()
+    def forward(self, input): return input.relu()
 
 
 class Tanh(Module):
-    def forward(self, x): return x.tanh()
+    def forward(self, input): return input.tanh()
 
 
 class Sigmoid(Module):
-    def forward(self, x): return x.sigmoid()
+    def forward(self, input): return input.sigmoid()
 
 
 class LeakyReLU(Module):
@@ -104,7 +104,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope = negative_slope
 
-    def forward(self, x): return F.leaky_relu(x, self.negative_slope)
+    def forward(self, input): return F.leaky_relu(input, self.negative_slope)
     def extra_repr(self): return f"negative_slope={self.negative_slope}"
 
 
@@ -113,7 +113,7 @@ class GELU(Module):
         super().__init__()
         self.approximate = approximate
 
-    def forward(self, x): return F.gelu(x, self.approximate)
+    def forward(self, input): return F.gelu(input, self.approximate)
 
 
 class Dropout(Module):
@@ -123,7 +123,7 @@ class Dropout(Module):
         super().__init__()
         self.p = p
 
-    def forward(self, x): return F.dropout(x, self.p, self.training)
+    def forward(self, input): return F.dropout(input, self.p, self.training)
     def extra_repr(self): return f"p={self.p}"
 
 
@@ -132,14 +132,14 @@ class Flatten(Module):
         super().__init__()
         self.start_dim = start_dim
 
-    def forward(self, x): return x.flatten(self.start_dim)
+    def forward(self, input): return input.flatten(self.start_dim)
 
 
 class Identity(Module):
     def __init__(self, *args, **kwargs):
         super().__init__()
 
-    def forward(self, x): return x
+    def forward(self, input): return input
 
 
 class Embedding(Module):

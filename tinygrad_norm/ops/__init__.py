@@ -1,6 +1,6 @@
 """Primitive differentiable ops, each a Function with its backward beside its forward."""
 from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Gelu, Log, Maximum, Minimum, Mul, Neg, Pow, PowScalar, Relu,
-                          Sigmoid, Sqrt, Sub, Tanh, Where)
+                          Sigmoid, Sqrt, Sub, Tanh, Where, quiet)
 from .matmul import Linear, MatMul
 from .movement import Concatenate, Expand, GetItem, Pad, Permute, Reshape
 from .reduce import AxisError, Cumsum, Max, Mean, Min, Sum, WindowSum, normalize_axis, one_axis

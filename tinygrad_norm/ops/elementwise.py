@@ -92,7 +92,7 @@ class Pow(Function):
     def backward(self, g):
         xp = get_array_module(g)
         ga = gb = None
-        with _quiet(xp):
+        with quiet(xp):
             if self.needs_grad[0]:
                 ga = xp.where(self.b == 0, 0, g * self.b * self.a ** (self.b - 1)).astype(g.dtype, copy=False)
             if self.needs_grad[1]:
@@ -100,7 +100,7 @@ class Pow(Function):
         return ga, gb
 
 
-def _quiet(xp):
+def quiet(xp):
     """Silence NumPy's warnings where inf and NaN are expected along the way (CuPy never warns)."""
     return np.errstate(divide="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
 

@@ -65,8 +65,9 @@ def test_conv1d_gradcheck_and_shape(rng, device):
 def test_conv_layer_errors_are_clear():
     with pytest.raises(ValueError, match=r"in_channels \(3\).*divisible by groups \(2\)"):
         nn.Conv2d(3, 4, 3, groups=2)
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\); got \(4, 8, 8\)"):
-        nn.Conv2d(4, 4, 3)(tg.randn(4, 8, 8))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) or \(C, H, W\); got \(8, 8\)"):
+        nn.Conv2d(4, 4, 3)(tg.randn(8, 8))
+    assert nn.Conv2d(4, 4, 3)(tg.randn(4, 8, 8)).shape == (4, 6, 6)  # one sample without a batch axis
     with pytest.raises(ValueError, match="weight shape is"):
         nn.Conv2d(4, 4, 3)(tg.randn(1, 3, 8, 8))
 

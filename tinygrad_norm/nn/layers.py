@@ -28,54 +28,85 @@ class Linear(Module):
 
 class _ConvNd(Module):
     dims = 2
+    PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 padding_mode="zeros"):
         super().__init__()
+        name = type(self).__name__
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{type(self).__name__}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+            raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
                              f"must both be divisible by groups ({groups})")
-        k = (kernel_size,) * self.dims if isinstance(kernel_size, int) else tuple(kernel_size)
+        if padding_mode not in self.PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {self.PADDING_MODES}, but got "
+                             f"padding_mode={padding_mode!r}")
+        k = F._tuple(kernel_size, self.dims, name, "kernel_size")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
-        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.stride, self.dilation = F._tuple(stride, self.dims, name, "stride"), F._tuple(dilation, self.dims, name, "dilation")
+        self.padding = padding if isinstance(padding, str) else F._tuple(padding, self.dims, name, "padding")
+        F._conv_padding(name, self.padding, k, self.stride, self.dilation)  # "same" with a stride fails here, at once
+        self.groups, self.padding_mode = groups, padding_mode
         fan_in = in_channels // groups * math.prod(k)
         self.weight = Parameter(fan_in_uniform((out_channels, in_channels // groups) + k, fan_in))
         self.register_parameter("bias", Parameter(fan_in_uniform((out_channels,), fan_in)) if bias else None)
 
     def forward(self, input):
         conv = F.conv2d if self.dims == 2 else F.conv1d
-        return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.padding_mode == "zeros":
+            return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        # the other modes pad first, (left, right) from the last axis backwards, then convolve unpadded
+        sides = F._conv_padding(type(self).__name__, self.padding, self.kernel_size, self.stride, self.dilation)
+        widths = [w for side in reversed(sides) for w in side]
+        return conv(F.pad(input, widths, mode=self.padding_mode), self.weight, self.bias, self.stride, 0,
+                    self.dilation, self.groups)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}" + (f", dilation={self.dilation}" if self.dilation != 1 else "")
-                + (f", groups={self.groups}" if self.groups != 1 else "") + ("" if self.bias is not None else ", bias=False"))
+        ones = (1,) * self.dims
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+                + (f", padding={self.padding!r}" if self.padding not in ((0,) * self.dims, "valid") else "")
+                + (f", dilation={self.dilation}" if self.dilation != ones else "")
+                + (f", groups={self.groups}" if self.groups != 1 else "") + ("" if self.bias is not None else ", bias=False")
+                + (f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""))
 
 
 class Conv2d(_ConvNd):
-    """(N, C, H, W) -> (N, O, OH, OW); weight (O, C/groups, kh, kw)."""
+    """(N, C, H, W) or (C, H, W) -> (N, O, OH, OW); weight (O, C/groups, kh, kw)."""
     dims = 2
 
 
 class Conv1d(_ConvNd):
-    """(N, C, L) -> (N, O, OL); weight (O, C/groups, k)."""
+    """(N, C, L) or (C, L) -> (N, O, OL); weight (O, C/groups, k)."""
     dims = 1
 
 
-class _Pool(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+
+    def forward(self, input):
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
+
+    def forward(self, input):
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class MaxPool2d(_Pool):
-    def forward(self, input): return F.max_pool2d(input, self.kernel_size, self.stride, self.padding)
-
-
-class AvgPool2d(_Pool):
-    def forward(self, input): return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding)
 
 
 class AdaptiveAvgPool2d(Module):

@@ -11,14 +11,15 @@ from ..backend import as_strided, get_array_module
 
 
 def out_size(size, k, stride, pad, dilation):
-    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    """Output length along one axis; `pad` is (before, after)."""
+    return (size + pad[0] + pad[1] - dilation * (k - 1) - 1) // stride + 1
 
 
 def pad_hw(x, padding, value=0.0):
-    (ph, pw) = padding
-    if ph == pw == 0:
+    """x (N, C, H, W) padded by ((top, bottom), (left, right)) with `value`."""
+    if not any(padding[0] + padding[1]):
         return x
-    return get_array_module(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    return get_array_module(x).pad(x, ((0, 0), (0, 0)) + tuple(padding), constant_values=value)
 
 
 def windows(xp_, kernel, stride, dilation, out_hw):
@@ -34,19 +35,20 @@ def scatter_windows(gwin, in_shape, kernel, stride, dilation, padding):
     """Adjoint of `windows` followed by padding: sum window gradients, laid out (N, C, kh, kw, OH, OW), into
     (N, C, H, W): one strided add per kernel position."""
     n, c, h, w = in_shape
-    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    ((top, bottom), (left, right)), (sh, sw), (dh, dw) = padding, stride, dilation
     oh, ow = gwin.shape[4:6]
-    g = get_array_module(gwin).zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gwin.dtype)
+    g = get_array_module(gwin).zeros((n, c, h + top + bottom, w + left + right), dtype=gwin.dtype)
     for i in range(kernel[0]):
         for j in range(kernel[1]):
             g[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw] += gwin[:, :, i, j]
-    return g[:, :, ph:ph + h, pw:pw + w]
+    return g[:, :, top:top + h, left:left + w]
 
 
 class Conv2d(Function):
     """out[n, o] = Σ_{c in o's group, i, j} x_pad[n, c, s·y + d·i, s·x + d·j] · w[o, c, i, j] (+ b[o]).
 
-    x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) or absent. Caffe's layout: the columns are
+    x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) or absent; padding ((top, bottom), (left, right)) of
+    zeros. Caffe's layout: the columns are
     (N, G, C/G·kh·kw, OH·OW), copied once from the windows view, and w (G, O/G, C/G·kh·kw) @ columns gives
     (N, G, O/G, OH·OW), which is already the output in NCHW order.
     """
@@ -85,27 +87,43 @@ class Conv2d(Function):
         return gx, gw, gb
 
 
+def pool_geometry(size, k, stride, pad, dilation, ceil_mode):
+    """(output length, extra padding after) of PyTorch's pooling along one axis: with ceil_mode the last
+    window may run past the padded input (padded further), but must start inside the input or its padding."""
+    span = size + 2 * pad - dilation * (k - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out, max((out - 1) * stride + dilation * (k - 1) + 1 - (size + 2 * pad), 0)
+
+
 class _Pool2d(Function):
-    """Shared set-up of the pools: padded windows of shape (N, C, OH, OW, kh, kw)."""
+    """Shared set-up of the pools: padded windows of shape (N, C, OH, OW, kh, kw). Attributes: kernel,
+    stride, padding (per side, symmetric), dilation, ceil_mode."""
     pad_value = 0.0
 
     def _windows(self, x):
-        oh, ow = (out_size(s, k, st, p, 1) for s, k, st, p in zip(x.shape[2:], self.kernel, self.stride, self.padding))
+        (oh, eh), (ow, ew) = (pool_geometry(s, k, st, p, d, self.ceil_mode) for s, k, st, p, d in
+                              zip(x.shape[2:], self.kernel, self.stride, self.padding, self.dilation))
         if oh <= 0 or ow <= 0:
             raise ValueError(f"{self.name}: input {x.shape} is smaller than the kernel {self.kernel}")
-        self.x_shape = x.shape
-        return windows(pad_hw(x, self.padding, self.pad_value), self.kernel, self.stride, (1, 1), (oh, ow))
+        (ph, pw), self.x_shape = self.padding, x.shape
+        self.sides = ((ph, ph + eh), (pw, pw + ew))
+        return windows(pad_hw(x, self.sides, self.pad_value), self.kernel, self.stride, self.dilation, (oh, ow))
 
     def _scatter(self, gwin):
         """gwin laid out like the windows, (N, C, OH, OW, kh, kw)."""
         (kh, kw), (oh, ow) = self.kernel, gwin.shape[2:4]
-        if self.stride == self.kernel and self.padding == (0, 0) and (oh * kh, ow * kw) == self.x_shape[2:]:
+        if self.stride == self.kernel and not any(self.sides[0] + self.sides[1]) and self.dilation == (1, 1) \
+                and (oh * kh, ow * kw) == self.x_shape[2:]:
             return gwin.transpose(0, 1, 2, 4, 3, 5).reshape(self.x_shape)  # windows tile the input: nothing to add
-        return scatter_windows(gwin.transpose(0, 1, 4, 5, 2, 3), self.x_shape, self.kernel, self.stride, (1, 1), self.padding)
+        return scatter_windows(gwin.transpose(0, 1, 4, 5, 2, 3), self.x_shape, self.kernel, self.stride,
+                               self.dilation, self.sides)
 
 
 class MaxPool2d(_Pool2d):
-    """out = max over each window; the gradient goes to the (first) maximum of each window."""
+    """out = max over each (dilated) window; the gradient goes to the (first) maximum of each window.
+    `indices` holds each maximum's flat position in its input plane (h·W + w), PyTorch's return_indices."""
     pad_value = -np.inf
 
     def forward(self, x):
@@ -115,6 +133,15 @@ class MaxPool2d(_Pool2d):
         self.arg = flat.argmax(axis=-1)
         return xp.take_along_axis(flat, self.arg[..., None], axis=-1)[..., 0]
 
+    def indices(self):
+        xp = get_array_module(self.arg)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        oh, ow = self.arg.shape[2:]
+        i, j = self.arg // kw, self.arg % kw
+        rows = xp.arange(oh).reshape(-1, 1) * sh - self.padding[0] + i * dh
+        cols = xp.arange(ow) * sw - self.padding[1] + j * dw
+        return (rows * self.x_shape[3] + cols).astype(np.int64)
+
     def backward(self, g):
         xp = get_array_module(g)
         kh, kw = self.kernel
@@ -123,11 +150,27 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """out = mean over each window, padding counted as zeros (PyTorch's count_include_pad=True)."""
+    """out = Σ window / divisor: by default the window's size within the padded input (PyTorch's
+    count_include_pad=True), or its number of input elements (count_include_pad=False), or divisor_override."""
     def forward(self, x):
-        return self._windows(x).mean(axis=(-2, -1))
+        win = self._windows(x)
+        self.divisor = get_array_module(x).asarray(self._divisors(win.shape[2:4]), dtype=x.dtype)
+        return win.sum(axis=(-2, -1)) / self.divisor
+
+    def _divisors(self, out_hw):
+        """(OH, OW) divisors, from each window's start and end as PyTorch computes them."""
+        if self.divisor_override:
+            return np.full(out_hw, float(self.divisor_override))
+        counts = []
+        for o, size, k, s, p in zip(out_hw, self.x_shape[2:], self.kernel, self.stride, self.padding):
+            start = np.arange(o) * s - p
+            end = np.minimum(start + k, size + p)
+            if not self.count_include_pad:
+                start, end = np.maximum(start, 0), np.minimum(end, size)
+            counts.append(end - start)
+        return np.outer(counts[0], counts[1])
 
     def backward(self, g):
         kh, kw = self.kernel
         shape = g.shape + (kh, kw)
-        return self._scatter(get_array_module(g).broadcast_to((g / (kh * kw))[..., None, None], shape))
+        return self._scatter(get_array_module(g).broadcast_to((g / self.divisor)[..., None, None], shape))

@@ -124,5 +124,5 @@ def test_lstm_norm_hook_names_and_cell_norm():
 
 
 def test_sequence_input_errors():
-    with pytest.raises(ValueError, match=r"\(B, T, 3\); got \(2, 5\)"):
+    with pytest.raises(ValueError, match=r"\(B, T, 3\) or \(T, 3\); got \(2, 5\)"):
         nn.GRU(3, 4, batch_first=True)(tg.randn(2, 5))

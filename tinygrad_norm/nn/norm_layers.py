@@ -102,26 +102,32 @@ class SyncBatchNorm(_BatchNorm):
 class _InstanceNorm(PluginLayer, NormLayer):
     plugin = "instance"
 
+    def forward(self, input):
+        """One sample without its batch axis, (C, ...), is normalized as a batch of one, as in PyTorch."""
+        if input.ndim == self.input_ndims[0] - 1:
+            return super().forward(input.unsqueeze(0)).squeeze(0)
+        return super().forward(input)
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *, bias=True):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats,
                          bias=bias)
 
 
 class InstanceNorm1d(_InstanceNorm):
-    """y = (x − E[x]) / √(Var[x] + eps) (· γ + β when affine) on (N, C, L) input, statistics per (sample,
-    channel) over L. PyTorch's InstanceNorm1d, from the 'instance' plugin."""
+    """y = (x − E[x]) / √(Var[x] + eps) (· γ + β when affine) on (N, C, L) or (C, L) input, statistics per
+    (sample, channel) over L. PyTorch's InstanceNorm1d, from the 'instance' plugin."""
     input_ndims = (3,)
 
 
 class InstanceNorm2d(_InstanceNorm):
-    """y = (x − E[x]) / √(Var[x] + eps) (· γ + β when affine) on (N, C, H, W) input, statistics per (sample,
-    channel) over (H, W). PyTorch's InstanceNorm2d, from the 'instance' plugin."""
+    """y = (x − E[x]) / √(Var[x] + eps) (· γ + β when affine) on (N, C, H, W) or (C, H, W) input, statistics
+    per (sample, channel) over (H, W). PyTorch's InstanceNorm2d, from the 'instance' plugin."""
     input_ndims = (4,)
 
 
 class InstanceNorm3d(_InstanceNorm):
-    """y = (x − E[x]) / √(Var[x] + eps) (· γ + β when affine) on (N, C, D, H, W) input, statistics per (sample,
-    channel) over (D, H, W). PyTorch's InstanceNorm3d, from the 'instance' plugin."""
+    """y = (x − E[x]) / √(Var[x] + eps) (· γ + β when affine) on (N, C, D, H, W) or (C, D, H, W) input,
+    statistics per (sample, channel) over (D, H, W). PyTorch's InstanceNorm3d, from the 'instance' plugin."""
     input_ndims = (5,)
 
 

@@ -211,3 +211,18 @@ def test_loss_errors_say_what_was_expected_and_what_came():
     for make, message in cases:
         with pytest.raises(ValueError, match=message):
             make()
+
+
+def test_when_no_target_counts_the_mean_is_nan_and_the_gradient_zero():
+    """PyTorch's 0 / 0: the loss is NaN, but no element moves (every target was ignored)."""
+    x = tg.Tensor(LOGITS[:2], requires_grad=True)
+    for eps in (0.0, 0.1):
+        loss = F.cross_entropy(x, np.array([1, 1]), ignore_index=1, label_smoothing=eps)
+        x.grad = None
+        loss.backward()
+        assert np.isnan(loss.item()) and (x.grad.numpy() == 0).all()
+
+
+def test_kl_div_of_a_negative_target_is_nan_as_xlogy():
+    assert np.isnan(F.kl_div(tg.Tensor(X), -Q, reduction="sum").item())
+    assert F.kl_div(tg.Tensor(X), np.zeros_like(Q), reduction="sum").item() == 0

@@ -122,8 +122,17 @@ def _nll(input, target, weight, ignore_index, reduction, name):
     scale = (xp.ones(t.shape, input.dtype) if w is None else w[t]) * (1 if counts is None else counts)
     loss = loss * scale.astype(input.dtype)
     if reduction == "mean":
-        return loss.sum() / Tensor._from_array(scale.sum().astype(input.dtype))
+        return _divided(loss.sum(), scale.sum())
     return _reduce(loss.reshape(per_target), reduction)
+
+
+def _divided(total, weight_sum):
+    """total / weight_sum as PyTorch's weighted mean: NaN when no target counts (0 / 0), with zero gradients
+    then, not NaN ones."""
+    xp = get_array_module(weight_sum)
+    none = weight_sum == 0
+    safe = Tensor._from_array(xp.where(none, 1, weight_sum).astype(total.dtype))
+    return total / safe + Tensor._from_array(xp.where(none, np.nan, 0).astype(total.dtype))
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
@@ -161,7 +170,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if reduction == "mean":
         xp = get_array_module(input.data)
         total = (xp.ones(t.shape) if w is None else w[t]) * (1 if counts is None else counts)
-        smooth = smooth.sum() / Tensor._from_array(total.sum().astype(input.dtype))
+        smooth = _divided(smooth.sum(), total.sum())
     else:
         smooth = _reduce(smooth, reduction)
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / classes)
@@ -250,14 +259,14 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
-    """target·(log target - input) for log-probabilities `input` (0 where target is 0); with log_target,
+    """target·(log target - input) for log-probabilities `input` (0 where target is 0, NaN where it is negative, as
+    PyTorch's xlogy); with log_target,
     exp(target)·(target - input). "batchmean" divides the sum by the batch size, the KL divergence itself."""
     input, target = _pointwise(input, target, "kl_div")
     if log_target:
         loss = target.exp() * (target - input)
     else:
-        positive = target.data > 0
-        safe = where(positive, target, 1.0)  # log(1) = 0 where the target is 0, so 0·log 0 counts as 0
+        safe = where(target.data == 0, 1.0, target)  # log(1) = 0 where the target is 0: 0·log 0 counts as 0
         loss = target * safe.log() - target * input
     reduction = _reduction(size_average, reduce, reduction)
     if reduction == "batchmean":

@@ -341,3 +341,15 @@ def test_a_layer_takes_its_input_by_pytorchs_name():
     layer = tg.nn.Linear(3, 2)
     x = tg.randn(4, 3)
     np.testing.assert_array_equal(layer(input=x).numpy(), layer(x).numpy())
+
+
+def test_the_rest_of_pytorchs_method_forms():
+    a, b = tg.tensor([[1.0, 5.0], [3.0, 2.0]]), tg.tensor([[2.0, 2.0], [2.0, 2.0]])
+    assert a.matmul(b).tolist() == [[12, 12], [10, 10]] and a.pow(2).tolist() == [[1, 25], [9, 4]]
+    assert a.max(b).tolist() == [[2, 5], [3, 2]] and a.min(b).tolist() == [[1, 2], [2, 2]]  # max(other)
+    assert a.where(a.data > 2, b).tolist() == [[2, 5], [3, 2]]
+    assert a.var(False).item() == pytest.approx(np.var([1, 5, 3, 2]))  # var(unbiased)
+    assert tg.Tensor(np.arange(3)).cumsum(0, dtype=tg.float64).dtype == np.float64
+    assert tg.tensor(7.0).gather(0, np.array([0, 0])).tolist() == [7, 7]
+    assert tg.cat([a, tg.zeros(0)], dim=1).shape == (2, 2)  # PyTorch's legacy empty 1-d tensors are left out
+    assert tg.float32 is np.float32 and tg.long is np.int64 and tg.zeros(1, dtype=tg.half).dtype == np.float16

@@ -8,4 +8,9 @@ from .serialization import load, save
 from .tensor import (Tensor, as_tensor, cat, concatenate, from_numpy, maximum, minimum, ones, rand, randn, stack, tensor,
                      where, zeros)
 
+# PyTorch's dtype names, as NumPy dtypes, so that a ported script's torch.float32 is tg.float32
+from numpy import (bool_ as bool, float16, float32, float64, int8, int16, int32, int64,  # noqa: E402, F401, A004
+                   uint8)
+half, float, double, long, int, short = float16, float32, float64, int64, int32, int16  # noqa: A001
+
 __version__ = "0.1.0"

@@ -213,6 +213,9 @@ class Tensor:
     def __rtruediv__(self, o): return ops.Div.apply(*_floating_pair(self._pair(o, reverse=True)))
     def __neg__(self): return ops.Neg.apply(self._not_bool("negation, the - operator,"))
     def __matmul__(self, o): return ops.MatMul.apply(*self._pair(o))
+    def matmul(self, other): return self @ other
+    def pow(self, exponent): return self ** exponent
+    def where(self, condition, other): return where(condition, self, other)
     def __rmatmul__(self, o): return ops.MatMul.apply(*self._pair(o, reverse=True))
     def __getitem__(self, index): return ops.GetItem.apply(self, index=_raw_index(index))
 
@@ -334,6 +337,10 @@ class Tensor:
         """out[i][j][k] = self[index[i][j][k]][j][k] along `dim` (for dim 0): PyTorch's gather; the gradient
         adds each output's into the place it came from."""
         idx = index.data if isinstance(index, Tensor) else get_array_module(self.data).asarray(index)
+        if idx.dtype.kind in "iu" and idx.size == 0:  # nothing to pick: an empty result of the index's shape
+            return Tensor._from_array(get_array_module(self.data).zeros(idx.shape, self.dtype))
+        if self.ndim == 0:  # a 0-d tensor gathers like a 1-element one
+            return self.reshape(1).gather(dim, idx.reshape(-1)).reshape(idx.shape)
         if idx.dtype.kind not in "iu" or idx.ndim != self.ndim:
             raise ValueError(f"gather: index must be an integer tensor with as many dimensions as the input "
                              f"({self.ndim}); got {idx.dtype} of shape {idx.shape}")
@@ -385,13 +392,19 @@ class Tensor:
         return ops.Mean.apply(x, **_reduction(dim, keepdim, axis, keepdims))
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        """The largest element; with an integer `dim` PyTorch's (values, indices) along it."""
+        """The largest element; with an integer `dim` PyTorch's (values, indices) along it; with a Tensor,
+        the elementwise maximum (PyTorch's max(other))."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
         if isinstance(dim, int) and axis is None:
             return _values_indices(ops.Max.apply(self, axis=dim, keepdims=keepdim), self.argmax(dim, keepdim))
         return ops.Max.apply(self, **_reduction(dim, keepdim, axis, keepdims))
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        """The smallest element; with an integer `dim` PyTorch's (values, indices) along it."""
+        """The smallest element; with an integer `dim` PyTorch's (values, indices) along it; with a Tensor,
+        the elementwise minimum."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
         if isinstance(dim, int) and axis is None:
             return _values_indices(ops.Min.apply(self, axis=dim, keepdims=keepdim), self.argmin(dim, keepdim))
         return ops.Min.apply(self, **_reduction(dim, keepdim, axis, keepdims))
@@ -399,10 +412,10 @@ class Tensor:
     def amax(self, dim=(), keepdim=False): return ops.Max.apply(self, **_reduction(dim, keepdim, None, None))
     def amin(self, dim=(), keepdim=False): return ops.Min.apply(self, **_reduction(dim, keepdim, None, None))
 
-    def cumsum(self, dim=None, *, axis=None):
-        """Running sum along `dim` (int64 for bool and integers); a 0-d tensor is its own running sum."""
+    def cumsum(self, dim=None, *, axis=None, dtype=None):
+        """Running sum along `dim` (int64 for bool and integers, or `dtype`); a 0-d tensor is its own running sum."""
         axes = ops.normalize_axis(_one_of(dim, axis, "dim", "axis", default=0), self.ndim)
-        x = self.astype(sum_of(self.dtype))
+        x = self.astype(sum_of(self.dtype) if dtype is None else dtype)
         return ops.Cumsum.apply(x, axis=axes[0]) if axes else x.reshape(())
 
     def window_sum(self, axis, before, after):
@@ -412,6 +425,8 @@ class Tensor:
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
         """Variance sum((x - mean)²) / (n - correction); correction=1 is the unbiased estimate (PyTorch's default;
         unbiased=False is correction=0). NaN where n <= correction, as in PyTorch."""
+        if isinstance(dim, bool):  # PyTorch's var(unbiased) overload
+            dim, unbiased = None, dim
         if unbiased is not None and correction is not None:
             raise ValueError("var: give unbiased or correction, not both")
         correction = (1 if unbiased in (None, True) else 0) if correction is None else correction
@@ -640,6 +655,8 @@ def concatenate(tensors, dim=None, *, axis=None):
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate needs at least one tensor")
+    if any(t.ndim > 1 for t in tensors):  # PyTorch's legacy rule: empty 1-d tensors are left out
+        tensors = [t for t in tensors if t.shape != (0,)]
     tensors = promoted(*tensors)
     return ops.Concatenate.apply(*tensors, axis=ops.one_axis(_one_of(dim, axis, "dim", "axis", 0), tensors[0].ndim))
 

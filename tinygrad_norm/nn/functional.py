@@ -143,13 +143,13 @@ def pad(input, pad, mode="constant", value=None):
             raise NotImplementedError(f"pad: {mode} padding of {len(pad) // 2} axes needs a {len(pad) // 2 + 1}-d or "
                                       f"{len(pad) // 2 + 2}-d input (PyTorch's rule); got {input.ndim}-d")
     widths = [(0, 0)] * (input.ndim - len(pad) // 2) + [tuple(pad[i:i + 2]) for i in range(len(pad) - 2, -1, -2)]
-    if any(b < 0 or a < 0 for b, a in widths):  # crop first, as PyTorch does
+    if mode != "replicate" and any(b < 0 or a < 0 for b, a in widths):  # crop first, as PyTorch does
         crop = tuple(slice(max(-b, 0), n - max(-a, 0)) for (b, a), n in zip(widths, input.shape))
         input, widths = input[crop], [(max(b, 0), max(a, 0)) for b, a in widths]
     if mode == "constant":
         return input.pad(widths, value=0.0 if value is None else value) if any(map(any, widths)) else input
     for axis, (before, after) in enumerate(widths):
-        if before or after:
+        if before or after:  # (replicate may have negative widths here)
             index = _pad_index(input.shape[axis], before, after, mode, axis)
             input = input[(slice(None),) * axis + (index,)]  # a gather: its backward adds where an edge repeats
     return input
@@ -165,7 +165,7 @@ def _pad_index(n, before, after, mode, axis):
                          f"dimension {axis} of size {n}")
     if n == 0:
         raise ValueError(f"pad: {mode} padding of an empty dimension {axis}")
-    p = np.arange(-before, n + after)
+    p = np.arange(-before, n + after)  # replicate's negative widths crop here, as PyTorch's do
     if mode == "reflect":
         return np.where(p < 0, -p, np.where(p >= n, 2 * (n - 1) - p, p))
     return np.clip(p, 0, n - 1) if mode == "replicate" else p % n
@@ -199,8 +199,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     """Mean over windows of (N, C, H, W) or (C, H, W) input; the divisor counts the zero padding
     (count_include_pad), only the input's elements (count_include_pad=False), or is divisor_override."""
     k, s, p, _ = _pool_args("avg_pool2d", kernel_size, stride, padding, 1)
-    if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override <= 0):
-        raise ValueError(f"avg_pool2d: divisor must be not zero (a positive integer); got {divisor_override!r}")
+    if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor must be not zero (an integer); got {divisor_override!r}")
     return _batched("avg_pool2d", input, "N, C, H, W", lambda x: ops.AvgPool2d.apply(
         x, kernel=k, stride=s, padding=p, dilation=(1, 1), ceil_mode=ceil_mode, count_include_pad=count_include_pad,
         divisor_override=divisor_override))

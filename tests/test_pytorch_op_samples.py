@@ -1,0 +1,112 @@
+"""PyTorch's own sample inputs (its OpInfo database) for every op we have under PyTorch's name, as a Tensor
+method or in nn.functional: each sample's output must be PyTorch's, and the gradient of Σ w·out for every
+floating-point input too (float64). One test per op, naming every sample that differs."""
+import numpy as np
+import pytest
+
+import tinygrad_norm as tg
+from tinygrad_norm.nn import functional as F
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+pytest.importorskip("expecttest", reason="PyTorch's test samples need expecttest (pip install expecttest)")
+from torch.testing._internal.common_methods_invocations import op_db  # noqa: E402
+
+METHODS = ("sum mean amax amin max min var cumsum reshape view permute transpose expand flatten squeeze unsqueeze exp "
+           "log sqrt abs tanh sigmoid maximum minimum clamp add sub mul div masked_fill gather chunk split argmax "
+           "argmin matmul pow").split()
+FUNCTIONS = {f"nn.functional.{name}": getattr(F, name) for name in (
+    "conv1d conv2d max_pool2d avg_pool2d adaptive_avg_pool2d pad softmax log_softmax cross_entropy nll_loss "
+    "mse_loss l1_loss smooth_l1_loss huber_loss binary_cross_entropy binary_cross_entropy_with_logits kl_div gelu "
+    "leaky_relu linear relu").split()}
+FUNCTIONS.update({"where": lambda x, condition, other: tg.where(condition, x, other), "cat": tg.cat,
+                  "stack": tg.stack, "softmax": F.softmax, "log_softmax": F.log_softmax})
+
+
+def ours(info):
+    if info.name in FUNCTIONS:
+        return FUNCTIONS[info.name]
+    if info.name in METHODS:
+        return lambda x, *args, **kwargs: getattr(x, info.name)(*args, **kwargs)
+    return None
+
+
+OPS = [info for info in op_db if ours(info) is not None]
+
+
+def ours_of(value):
+    if isinstance(value, torch.Tensor):
+        return tg.Tensor(value.detach().numpy().copy(), requires_grad=value.requires_grad)
+    if isinstance(value, torch.dtype):
+        return getattr(tg, str(value).split(".")[1])
+    if isinstance(value, (list, tuple)):
+        return type(value)(ours_of(v) for v in value)
+    if isinstance(value, dict):
+        return {k: ours_of(v) for k, v in value.items()}
+    return value
+
+
+def leaves(value):
+    return [x for v in value for x in leaves(v)] if isinstance(value, (list, tuple)) else [value]
+
+
+def fresh(value):
+    """Every Tensor copied to a new leaf: samples may share tensors (whose .grad would pile up) or compute them."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().requires_grad_(value.requires_grad)
+    if isinstance(value, (list, tuple)):
+        return type(value)(fresh(v) for v in value)
+    if isinstance(value, dict):
+        return {k: fresh(v) for k, v in value.items()}
+    return value
+
+
+def difference(sample, fn, op):
+    """None when ours gives PyTorch's outputs and gradients for `sample`, else what differs."""
+    first, args, kwargs = fresh(sample.input), fresh(sample.args), fresh(sample.kwargs)
+    try:
+        want = leaves(op(first, *args, **kwargs))
+    except Exception:
+        return None  # PyTorch refuses this sample (an error input)
+    inputs = ours_of([first, *args, *kwargs.values()])
+    try:
+        got = leaves(fn(inputs[0], *inputs[1:1 + len(args)], **dict(zip(kwargs, inputs[1 + len(args):]))))
+    except Exception as e:
+        return f"refused: {type(e).__name__}: {e}"
+    if len(got) != len(want):
+        return f"{len(got)} outputs, PyTorch gives {len(want)}"
+    for a, b in zip(got, want):
+        if isinstance(b, torch.Tensor):
+            a, b_ = (a.numpy() if isinstance(a, tg.Tensor) else np.asarray(a)), b.detach().numpy()
+            if a.shape != b_.shape or (a.dtype != b_.dtype and not a.dtype.kind == b_.dtype.kind == "f"):
+                return f"output {a.dtype}{a.shape}, PyTorch's {b_.dtype}{b_.shape}"
+            if not np.allclose(a, b_, rtol=1e-7, atol=1e-9, equal_nan=True):
+                return f"outputs differ by up to {np.nanmax(np.abs(a - b_))}"
+    floats = [(a, b) for a, b in zip(got, want) if isinstance(b, torch.Tensor) and b.requires_grad
+              and b.dtype.is_floating_point and b.numel()]
+    if not floats:
+        return None
+    weights = [np.random.default_rng(i).standard_normal(b.shape) for i, (_, b) in enumerate(floats)]
+    mine = [(a * tg.Tensor(w)).sum() for (a, _), w in zip(floats, weights) if a.requires_grad]
+    if mine:
+        sum(mine).backward()
+    sum((b * torch.tensor(w)).sum() for (_, b), w in zip(floats, weights)).backward()
+    for i, (a, b) in enumerate(zip(leaves(inputs), leaves([first, *args, *kwargs.values()]))):
+        if isinstance(b, torch.Tensor) and b.grad is not None:
+            # an op that is constant here (div with rounding) has no gradient: PyTorch's must then be zeros
+            got_grad = np.zeros(b.shape) if a.grad is None else a.grad.numpy()
+            if not np.allclose(got_grad, b.grad.numpy(), rtol=1e-7, atol=1e-9, equal_nan=True):
+                return f"gradient of input {i} differs by up to {np.nanmax(np.abs(got_grad - b.grad.numpy()))}"
+    return None
+
+
+@pytest.mark.parametrize("info", OPS, ids=[f"{i.name}.{i.variant_test_name}" if i.variant_test_name else i.name
+                                           for i in OPS])
+def test_pytorch_samples_give_pytorchs_outputs_and_gradients(info):
+    torch.manual_seed(0)  # the samples are random draws: the same ones every run
+    fn, problems = ours(info), []
+    for sample in info.sample_inputs("cpu", torch.float64, requires_grad=True):
+        why = difference(sample, fn, info.op)
+        if why:
+            shapes = [tuple(a.shape) if isinstance(a, torch.Tensor) else a for a in (sample.input, *sample.args)]
+            problems.append(f"{info.name}{shapes} {sample.kwargs}: {why}")
+    assert not problems, f"{len(problems)} samples differ:\n" + "\n".join(problems[:10])

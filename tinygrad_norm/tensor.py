@@ -89,29 +89,39 @@ class Tensor:
     def detach(self):
         return Tensor._from_array(self.data)
 
-    def to(self, *args, dtype=None, device=None):
+    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
         """This tensor on a device ("cpu", "cuda", "cuda:0") and/or in a dtype, given in either order or as
-        another Tensor (its device and dtype), as PyTorch's .to; self when nothing changes. A move between
-        devices gives a leaf; a change of floating dtype is differentiable (astype)."""
+        another Tensor (its device and dtype), as PyTorch's .to; self when nothing changes, unless copy. A move
+        between devices gives a leaf; a change of floating dtype is differentiable (astype). non_blocking and
+        memory_format change nothing here (one synchronous copy; every array is laid out in C order)."""
+        flags = []
         for a in args:
             if isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
             elif isinstance(a, str) and (a in DEVICES or a.startswith("cuda:")):
                 device = a
+            elif isinstance(a, bool):
+                flags.append(a)  # PyTorch's positional non_blocking, copy
             else:
                 dtype = a
+        copy = copy or (len(flags) > 1 and flags[1])
         out = self
         if device is not None and check_device(device) != self.device:
             out = Tensor._from_array(to_device(self.data, check_device(device)), self.requires_grad)
-        return out if dtype is None else out.astype(dtype)
+        out = out if dtype is None else out.astype(dtype)
+        return out.clone() if copy and out is self else out
 
-    def cpu(self): return self.to("cpu")
-    def cuda(self, device=None): return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
-    def float(self): return self.astype(np.float32)
-    def double(self): return self.astype(np.float64)
-    def half(self): return self.astype(np.float16)
-    def long(self): return self.astype(np.int64)
-    def bool(self): return self.astype(np.bool_)
+    def cpu(self, memory_format=None): return self.to("cpu")
+
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
+
+    # dtype conversions; memory_format is PyTorch's layout choice, which changes no value
+    def float(self, memory_format=None): return self.astype(np.float32)
+    def double(self, memory_format=None): return self.astype(np.float64)
+    def half(self, memory_format=None): return self.astype(np.float16)
+    def long(self, memory_format=None): return self.astype(np.int64)
+    def bool(self, memory_format=None): return self.astype(np.bool_)
 
     def size(self, dim=None):
         """The shape, or the length of axis `dim`."""
@@ -120,13 +130,13 @@ class Tensor:
     def dim(self):
         return self.ndim
 
-    def clone(self):
+    def clone(self, memory_format=None):
         """A copy of the data that gradients flow back through, as PyTorch's clone."""
         if self.requires_grad:
             return ops.Cast.apply(self, dtype=self.dtype)
         return Tensor._from_array(self.data.copy())
 
-    def contiguous(self):
+    def contiguous(self, memory_format=None):
         return self  # every array here is laid out in order, or copied when an op needs it so
 
     def astype(self, dtype):

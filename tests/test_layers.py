@@ -95,8 +95,9 @@ def test_dropout_train_and_eval(device):
     layer.eval()
     assert layer(x) is x
     gradcheck(lambda t: F.dropout(t, 0.0), tg.randn(3, device=device))
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        F.dropout(x, 1.0)
+    assert (F.dropout(x, 1.0).numpy() == 0).all()  # p = 1 zeroes everything, as PyTorch's
+    with pytest.raises(ValueError, match="between 0 and 1, but got 1.5"):
+        F.dropout(x, 1.5)
 
 
 def test_dropout_gradient_is_the_mask(device):

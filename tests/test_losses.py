@@ -226,3 +226,10 @@ def test_when_no_target_counts_the_mean_is_nan_and_the_gradient_zero():
 def test_kl_div_of_a_negative_target_is_nan_as_xlogy():
     assert np.isnan(F.kl_div(tg.Tensor(X), -Q, reduction="sum").item())
     assert F.kl_div(tg.Tensor(X), np.zeros_like(Q), reduction="sum").item() == 0
+
+
+def test_huber_weight_is_an_elementwise_factor_then_the_plain_mean():
+    """PyTorch's huber_loss(weight=w) is mean(w·loss), where mse and l1 divide by Σ w."""
+    x, w = tg.tensor([0.0, 3.0]), tg.tensor([1.0, 3.0])
+    assert F.huber_loss(x, np.zeros(2, np.float32), weight=w).item() == pytest.approx((0 + 3 * 2.5) / 2)
+    assert F.l1_loss(x, np.zeros(2, np.float32), weight=w).item() == pytest.approx(9 / 4)

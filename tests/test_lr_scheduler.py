@@ -147,3 +147,19 @@ def test_schedule_errors_are_clear():
         S.StepLR(optimizer(tg), 2, last_epoch=3)
     with pytest.raises(ValueError, match="missing keys: step_size"):
         S.StepLR(opt, 2).load_state_dict(S.ExponentialLR(opt, 0.9).state_dict())
+
+
+def test_a_lambda_objects_shared_attributes_stay_shared():
+    shared = {"rate": 0.5}
+
+    class Scaled:
+        def __init__(self):
+            self.config = shared
+
+        def __call__(self, epoch):
+            return self.config["rate"] ** epoch
+
+    fn = Scaled()
+    schedule = S.LambdaLR(optimizer(tg), fn)
+    schedule.load_state_dict(schedule.state_dict())
+    assert fn.config is shared  # PyTorch copies the attributes shallowly too

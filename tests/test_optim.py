@@ -318,3 +318,14 @@ def test_clip_grad_norm_is_pytorchs():
         assert a.item() == pytest.approx(b.item(), rel=1e-6)
         for p, q in zip(ours, theirs):
             np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-6)
+
+
+def test_a_state_missing_what_the_rule_needs_is_refused():
+    opt = optim.Adam([nn.Parameter(np.ones(2))])
+    with pytest.raises(ValueError, match=r"all of \['step', 'exp_avg', 'exp_avg_sq'\] once it has any.*\['step'\]"):
+        opt.load_state_dict({"state": {0: {"step": 3}}, "param_groups": opt.state_dict()["param_groups"]})
+
+
+def test_clip_grad_norm_minus_inf_is_the_smallest_magnitude():
+    params = grads([3.0, -0.5], [2.0])
+    assert nn.utils.clip_grad_norm_(params, 10.0, norm_type=-math.inf).item() == 0.5

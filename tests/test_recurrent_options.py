@@ -127,3 +127,13 @@ def test_instance_norm_takes_one_sample_without_its_batch_axis():
     x = tg.Tensor(R.standard_normal((3, 4, 5)))
     np.testing.assert_allclose(nn.InstanceNorm2d(3)(x).numpy(), nn.InstanceNorm2d(3)(x.unsqueeze(0)).numpy()[0])
     assert nn.InstanceNorm1d(3, affine=True)(tg.Tensor(R.standard_normal((3, 7)))).shape == (3, 7)
+
+
+def test_dropout_one_zeroes_what_the_next_layer_sees():
+    """PyTorch accepts dropout=1: the second layer then sees zeros, so its output is its biases' alone."""
+    gru = nn.GRU(3, 4, num_layers=2, dropout=1.0)
+    gru.train()
+    out = gru(tg.Tensor(X.astype(np.float32)))[0].numpy()
+    zeros = gru(tg.Tensor(np.zeros_like(X, dtype=np.float32)))[0].numpy()
+    assert np.isfinite(out).all() and out.shape == (5, 2, 4)
+    np.testing.assert_allclose(out, zeros, rtol=1e-6)  # the input no longer reaches the output

@@ -74,7 +74,7 @@ def test_damage_and_wrong_files_are_checkpoint_errors(tmp_path):
     (tmp_path / "text").write_text("hello")
     with pytest.raises(CheckpointError, match="not a .npz"):
         tg.load(tmp_path / "text")
-    with pytest.raises(FileNotFoundError, match="no file"):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         tg.load(tmp_path / "missing")
     with pytest.raises(CheckpointError, match="folder"):
         tg.load(tmp_path)
@@ -86,3 +86,10 @@ def test_map_location_moves_every_tensor(tmp_path, device):
     tg.save({"w": tg.ones(2, device=device)}, tmp_path / "f")
     assert tg.load(tmp_path / "f")["w"].device == device
     assert tg.load(tmp_path / "f", map_location="cpu")["w"].device == "cpu"
+
+
+def test_map_location_names_a_device_as_tensors_do(tmp_path):
+    from tinygrad_norm.backend import DeviceError
+    tg.save({"w": tg.ones(2)}, tmp_path / "f")
+    with pytest.raises(DeviceError, match="only one GPU"):
+        tg.load(tmp_path / "f", map_location="cuda:1")

@@ -353,3 +353,8 @@ def test_the_rest_of_pytorchs_method_forms():
     assert tg.tensor(7.0).gather(0, np.array([0, 0])).tolist() == [7, 7]
     assert tg.cat([a, tg.zeros(0)], dim=1).shape == (2, 2)  # PyTorch's legacy empty 1-d tensors are left out
     assert tg.float32 is np.float32 and tg.long is np.int64 and tg.zeros(1, dtype=tg.half).dtype == np.float16
+
+
+def test_max_along_a_dim_keeps_dims_by_either_name():
+    x = tg.Tensor(np.arange(6.0).reshape(2, 3))
+    assert x.max(1, keepdims=True).values.shape == (2, 1) and x.min(1, keepdim=True).indices.shape == (2, 1)

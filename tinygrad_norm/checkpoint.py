@@ -8,9 +8,8 @@ import zipfile
 import numpy as np
 
 
-
 class CheckpointError(ValueError):
-    """A file is not a checkpoint that `Module.save` wrote, or it was damaged since."""
+    """A file is not a checkpoint that `Module.save` (or `save`) wrote, or it was damaged since."""
 
 
 # save writes this, the number of arrays and a SHA-256 of their names, dtypes, shapes and bytes into the zip
@@ -24,16 +23,18 @@ def checkpoint_path(path):
     return path if path.endswith(".npz") else path + ".npz"
 
 
-def find_checkpoint(path):
-    """The file `load(path)` reads: what `save(path)` writes (".npz" added) when it is there, else `path` itself,
-    so a folder named like the checkpoint never hides it."""
+def find_checkpoint(path, exact=False):
+    """The file `Module.load(path)` reads: what `Module.save(path)` writes (".npz" added) when it is there, else
+    `path` itself, so a folder named like the checkpoint never hides it; with `exact` (tg.load), `path` only."""
     path = os.fspath(path)
-    for candidate in dict.fromkeys((checkpoint_path(path), path)):
+    added = not exact and not path.endswith(".npz")
+    for candidate in dict.fromkeys((path,) if exact else (checkpoint_path(path), path)):
         if os.path.isfile(candidate):
             return candidate
     if os.path.isdir(path):
-        raise CheckpointError(f"{path!r} is a folder, not a checkpoint (save({path!r}) writes {checkpoint_path(path)!r})")
-    raise FileNotFoundError(f"no checkpoint at {path!r}" + ("" if path.endswith(".npz") else " (nor with .npz added)"))
+        raise CheckpointError(f"{path!r} is a folder, not a checkpoint"
+                              + (f" (save({path!r}) writes {checkpoint_path(path)!r})" if added else ""))
+    raise FileNotFoundError(f"no checkpoint at {path!r}" + (" (nor with .npz added)" if added else ""))
 
 
 def _digest(arrays):
@@ -71,7 +72,7 @@ def read_checkpoint(path):
 
 def read_archive(path):
     """read_checkpoint of exactly the file `path`."""
-    what = f"{path!r} is not a checkpoint written by tinygrad_norm's Module.save (a .npz archive of arrays)"
+    what = f"{path!r} is not a checkpoint written by tinygrad_norm (Module.save or save: a .npz archive of arrays)"
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{what}: it is not a .npz (zip) archive")
     try:

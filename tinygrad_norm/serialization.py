@@ -18,8 +18,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .backend import as_numpy, check_device, to_device
-from .checkpoint import CheckpointError, read_archive, write_checkpoint
+from .backend import as_numpy, check_device, is_array, to_device
+from .checkpoint import CheckpointError, find_checkpoint, read_archive, write_checkpoint
 from .module import Parameter
 from .tensor import Tensor
 
@@ -43,11 +43,8 @@ def load(f, map_location=None, *, weights_only=True):
                          "any, so there is nothing it could add")
     if map_location is not None and not isinstance(map_location, str):
         raise TypeError(f"map_location must be None, 'cpu' or 'cuda'; got {type(map_location).__name__}")
-    device = None if map_location is None else check_device(map_location.split(":")[0])
-    path = os.fspath(f)
-    if not os.path.isfile(path):
-        raise (CheckpointError(f"{path!r} is a folder, not a file that save() wrote") if os.path.isdir(path)
-               else FileNotFoundError(f"no file at {path!r}"))
+    device = None if map_location is None else check_device(map_location)
+    path = find_checkpoint(f, exact=True)
     arrays = read_archive(path)
     if TREE not in arrays:
         return OrderedDict((k, Tensor(to_device(a, device or "cpu"))) for k, a in arrays.items())
@@ -65,10 +62,10 @@ def _encode(obj, arrays, where):
         key = f"a{len(arrays)}"
         arrays[key] = as_numpy(obj.data)
         return {"tensor": key, "requires_grad": obj.requires_grad, "device": obj.device,
-                "parameter": type(obj).__name__ == "Parameter"}
-    if isinstance(obj, (np.ndarray, np.generic)):
+                "parameter": isinstance(obj, Parameter)}
+    if is_array(obj) or isinstance(obj, np.generic):  # a CuPy array comes back as NumPy's
         key = f"a{len(arrays)}"
-        arrays[key] = np.asarray(obj)
+        arrays[key] = as_numpy(obj) if is_array(obj) else np.asarray(obj)
         return {"ndarray": key, "scalar": isinstance(obj, np.generic)}
     if isinstance(obj, list):
         return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]

@@ -407,7 +407,8 @@ class Tensor:
         if isinstance(dim, Tensor):
             return self.maximum(dim)
         if isinstance(dim, int) and axis is None:
-            return _values_indices(ops.Max.apply(self, axis=dim, keepdims=keepdim), self.argmax(dim, keepdim))
+            keep = _reduction(dim, keepdim, None, keepdims)["keepdims"]
+            return _values_indices(ops.Max.apply(self, axis=dim, keepdims=keep), self.argmax(dim, keep))
         return ops.Max.apply(self, **_reduction(dim, keepdim, axis, keepdims))
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -416,7 +417,8 @@ class Tensor:
         if isinstance(dim, Tensor):
             return self.minimum(dim)
         if isinstance(dim, int) and axis is None:
-            return _values_indices(ops.Min.apply(self, axis=dim, keepdims=keepdim), self.argmin(dim, keepdim))
+            keep = _reduction(dim, keepdim, None, keepdims)["keepdims"]
+            return _values_indices(ops.Min.apply(self, axis=dim, keepdims=keep), self.argmin(dim, keep))
         return ops.Min.apply(self, **_reduction(dim, keepdim, axis, keepdims))
 
     def amax(self, dim=(), keepdim=False): return ops.Max.apply(self, **_reduction(dim, keepdim, None, None))

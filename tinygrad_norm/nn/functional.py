@@ -37,15 +37,14 @@ def _softmax_axis(x, dim, axis, name):
     return dim if axis is None else axis
 
 
-def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None, _name="log_softmax"):
     """log(softmax(input)) along `dim`, computed stably; `dtype` casts the input first."""
     x = input if dtype is None else input.astype(dtype)
-    return ops.LogSoftmax.apply(x, axis=_softmax_axis(x, dim, axis, "log_softmax"))
+    return ops.LogSoftmax.apply(x, axis=_softmax_axis(x, dim, axis, _name))
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
-    x = input if dtype is None else input.astype(dtype)
-    return ops.LogSoftmax.apply(x, axis=_softmax_axis(x, dim, axis, "softmax")).exp()
+    return log_softmax(input, dim, dtype=dtype, axis=axis, _name="softmax").exp()
 
 
 def linear(x, weight, bias=None):
@@ -56,11 +55,13 @@ def linear(x, weight, bias=None):
 
 
 def dropout(x, p=0.5, training=True):
-    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout probability must be in [0, 1); got {p}")
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout); p = 1 zeroes all."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return x
+    if p == 1:
+        return x * 0.0
     xp = get_array_module(x.data)
     keep = xp.asarray(rng().random(x.shape) >= p)
     return x * (keep * np.float32(1 / (1 - p))).astype(x.dtype)

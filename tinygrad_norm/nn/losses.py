@@ -9,10 +9,12 @@ targets that count (their number without `weight`), as PyTorch.
     >>> round(loss(tg.tensor([[2.0, 0.0, 0.0]]), np.array([0])).item(), 4)
     0.3729
 """
+from collections import namedtuple
+
 import numpy as np
 
 from .. import ops
-from ..backend import as_numpy, get_array_module
+from ..backend import as_numpy, get_array_module, is_array
 from ..module import Module
 from ..tensor import Tensor, where
 
@@ -38,8 +40,9 @@ def _reduce(loss, reduction, allowed=REDUCTIONS):
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
 
 
-def _weighted(loss, weight, reduction, name):
-    """loss·weight for an elementwise weight of the input's shape; "mean" is then Σ loss·weight / Σ weight."""
+def _weighted(loss, weight, reduction, name, by_weights=True):
+    """loss·weight for an elementwise weight of the input's shape; "mean" is then Σ loss·weight / Σ weight, or
+    with by_weights=False the plain mean of loss·weight (PyTorch's huber_loss)."""
     if weight is None:
         return _reduce(loss, reduction)
     weight = _as_tensor(weight, loss)
@@ -47,7 +50,7 @@ def _weighted(loss, weight, reduction, name):
         raise ValueError(f"{name}: weight must have the input's shape {loss.shape}; got {weight.shape}")
     _check_reduction(reduction)
     loss = loss * weight
-    return loss.sum() / weight.sum() if reduction == "mean" else _reduce(loss, reduction)
+    return loss.sum() / weight.sum() if reduction == "mean" and by_weights else _reduce(loss, reduction)
 
 
 def _buffer(value):
@@ -112,18 +115,36 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 
 def _nll(input, target, weight, ignore_index, reduction, name):
+    picked = _picked(input, target, weight, ignore_index, name)
+    return _per_target(picked.loss, picked, reduction, picked.scale)
+
+
+Picked = namedtuple("Picked", "loss per_target scale mask")
+
+
+def _picked(input, target, weight, ignore_index, name):
+    """-logp[t] for each target t, as (M,), and the shape of one loss per target; where targets weigh other than
+    1, scale = weight[t] (0 for an ignored one) and mask = 1 for the targets that count (None when all do)."""
     rows, per_target = _rows(input, name)
     t, counts = _targets(target, per_target, rows.shape[1], input.data, ignore_index, name)
     w = _class_weight(weight, rows.shape[1], name, input.data)
     loss = ops.NLLLoss.apply(rows, target=t)
-    if w is None and counts is None:  # the common case, as one mean
-        return _reduce(loss if loss.shape == per_target else loss.reshape(per_target), reduction)
-    xp = get_array_module(input.data)
-    scale = (xp.ones(t.shape, input.dtype) if w is None else w[t]) * (1 if counts is None else counts)
-    loss = loss * scale.astype(input.dtype)
+    if w is None and counts is None:
+        return Picked(loss, per_target, None, None)
+    mask = None if counts is None else counts.astype(input.dtype)
+    scale = get_array_module(input.data).ones(t.shape, input.dtype) if w is None else w[t]
+    return Picked(loss, per_target, scale if mask is None else scale * mask, mask)
+
+
+def _per_target(loss, picked, reduction, factor):
+    """Reduce `loss` (M,), one value per target, times `factor` (None: as it is); "mean" divides by Σ scale, the
+    weights of the targets that count, or by M when every target counts with weight 1 (then one mean)."""
+    if picked.scale is None:
+        return _reduce(loss if loss.shape == picked.per_target else loss.reshape(picked.per_target), reduction)
+    loss = loss if factor is None else loss * factor
     if reduction == "mean":
-        return _divided(loss.sum(), scale.sum())
-    return _reduce(loss.reshape(per_target), reduction)
+        return _divided(loss.sum(), picked.scale.sum())
+    return _reduce(loss.reshape(picked.per_target), reduction)
 
 
 def _divided(total, weight_sum):
@@ -150,7 +171,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     logp = ops.LogSoftmax.apply(input, axis=axis)
     classes = input.shape[axis]
     w = _class_weight(weight, classes, "cross_entropy", input.data)
-    raw = target.data if isinstance(target, Tensor) else np.asarray(target)
+    raw = target.data if isinstance(target, Tensor) else target if is_array(target) else np.asarray(target)
     w_axis = None if w is None else w.reshape((classes,) + (1,) * (input.ndim - axis - 1))
     if raw.dtype.kind == "f":
         if raw.shape != input.shape:
@@ -159,20 +180,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                              f"{per_target}) or class probabilities of the input's shape {input.shape}; got "
                              f"{raw.dtype} of shape {raw.shape}")
         return _soft_cross_entropy(logp, _as_tensor(target, input), w_axis, axis, label_smoothing, reduction)
-    nll = _nll(logp, target, weight, ignore_index, reduction, "cross_entropy")
+    picked = _picked(logp, target, weight, ignore_index, "cross_entropy")
+    nll = _per_target(picked.loss, picked, reduction, picked.scale)
     if not label_smoothing:
         return nll
     smooth = -((logp if w_axis is None else logp * w_axis.astype(input.dtype)).sum(axis=axis))
-    _, per_target = _rows(input, "cross_entropy")
-    t, counts = _targets(target, per_target, classes, input.data, ignore_index, "cross_entropy")
-    if counts is not None:
-        smooth = smooth * counts.reshape(per_target).astype(input.dtype)
-    if reduction == "mean":
-        xp = get_array_module(input.data)
-        total = (xp.ones(t.shape) if w is None else w[t]) * (1 if counts is None else counts)
-        smooth = _divided(smooth.sum(), total.sum())
-    else:
-        smooth = _reduce(smooth, reduction)
+    smooth = _per_target(smooth.reshape(-1), picked, reduction, picked.mask)  # ignored targets count 0
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / classes)
 
 
@@ -229,7 +242,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     input, target = _pointwise(input, target, "huber_loss")
     d = (input - target).abs()
     loss = where(d.data < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
-    return _weighted(loss, weight, reduction, "huber_loss")
+    return _weighted(loss, weight, reduction, "huber_loss", by_weights=False)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -276,10 +289,12 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 
 # ---- the modules: a loss function with its options fixed ---------------------------------------------------
 class _Loss(Module):
+    reductions = REDUCTIONS
+
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         self.reduction = _reduction(size_average, reduce, reduction)
-        _check_reduction(self.reduction, REDUCTIONS + (("batchmean",) if isinstance(self, KLDivLoss) else ()))
+        _check_reduction(self.reduction, self.reductions)
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
@@ -346,10 +361,9 @@ class BCELoss(_WeightedLoss):
         return binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
 
 
-class BCEWithLogitsLoss(_Loss):
+class BCEWithLogitsLoss(_WeightedLoss):
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
-        super().__init__(size_average, reduce, reduction)
-        self.register_buffer("weight", _buffer(weight))
+        super().__init__(weight, size_average, reduce, reduction)
         self.register_buffer("pos_weight", _buffer(pos_weight))
 
     def forward(self, input, target):
@@ -358,6 +372,8 @@ class BCEWithLogitsLoss(_Loss):
 
 
 class KLDivLoss(_Loss):
+    reductions = REDUCTIONS + ("batchmean",)
+
     def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
         super().__init__(size_average, reduce, reduction)
         self.log_target = log_target

@@ -102,15 +102,15 @@ class SyncBatchNorm(_BatchNorm):
 class _InstanceNorm(PluginLayer, NormLayer):
     plugin = "instance"
 
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *, bias=True):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats,
+                         bias=bias)
+
     def forward(self, input):
         """One sample without its batch axis, (C, ...), is normalized as a batch of one, as in PyTorch."""
         if input.ndim == self.input_ndims[0] - 1:
             return super().forward(input.unsqueeze(0)).squeeze(0)
         return super().forward(input)
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *, bias=True):
-        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats,
-                         bias=bias)
 
 
 class InstanceNorm1d(_InstanceNorm):

@@ -15,15 +15,16 @@ def _grads(parameters):
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scale every gradient by min(1, max_norm / (total + 1e-6)), where total is the norm_type-norm of all the
-    gradients together (the norm of their norms); returns total as a 0-d Tensor. norm_type may be inf."""
+    gradients together (the norm of their norms); returns total as a 0-d Tensor. norm_type inf is the largest
+    |g|, -inf the smallest."""
     grads = _grads(parameters)
     norm_type = float(norm_type)
     if not grads:
         return Tensor(0.0)
     xp = get_array_module(grads[0])
     if math.isinf(norm_type):
-        norms = [xp.abs(g).max() if g.size else xp.zeros((), g.dtype) for g in grads]
-        total = xp.stack(norms).max()
+        extreme = (lambda a: a.max()) if norm_type > 0 else (lambda a: a.min())
+        total = extreme(xp.stack([extreme(xp.abs(g)) if g.size else xp.zeros((), g.dtype) for g in grads]))
     else:
         norms = [(xp.abs(g) ** norm_type).sum() ** (1 / norm_type) for g in grads]
         total = (xp.stack(norms) ** norm_type).sum() ** (1 / norm_type)

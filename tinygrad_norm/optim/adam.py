@@ -8,6 +8,7 @@ class Adam(Optimizer):
     w -= lr/(1-β₁ᵗ) · m / (√(v/(1-β₂ᵗ)) + eps). Weight decay adds wd·w to g, or with
     decoupled_weight_decay (AdamW) scales w by 1 - lr·wd first."""
     state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    required_state = ("step", "exp_avg", "exp_avg_sq")  # max_exp_avg_sq is made when amsgrad first needs it
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,

@@ -21,13 +21,17 @@ from collections import Counter
 from .optimizer import Optimizer
 
 
+def _checked(optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+    return optimizer
+
+
 class LRScheduler:
     """Base: `get_lr()` gives each group's rate at `last_epoch`; `step()` advances it and writes group["lr"]."""
 
     def __init__(self, optimizer, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
+        self.optimizer = _checked(optimizer)
         if last_epoch == -1:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
@@ -101,7 +105,7 @@ class LambdaLR(LRScheduler):
     """lr = initial_lr · lr_lambda(epoch); one function for every group or one per group."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.optimizer = optimizer
+        self.optimizer = _checked(optimizer)
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != len(optimizer.param_groups):
                 raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
@@ -117,10 +121,10 @@ class LambdaLR(LRScheduler):
         return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
     def state_dict(self):
-        """As PyTorch: a plain function's entry is None (it is code, not state); a callable object's is its
-        attributes."""
+        """As PyTorch: a plain function's entry is None (it is code, not state); a callable object's is a
+        shallow copy of its attributes (what it shares with other code stays shared)."""
         state = copy.deepcopy({k: v for k, v in vars(self).items() if k not in ("optimizer", "lr_lambdas")})
-        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else copy.deepcopy(vars(fn))
+        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(vars(fn))
                                for fn in self.lr_lambdas]
         return state
 
@@ -132,7 +136,7 @@ class LambdaLR(LRScheduler):
         self._load(state_dict, own=("lr_lambdas",))
         for fn, attributes in zip(self.lr_lambdas, lambdas):
             if attributes is not None:
-                vars(fn).update(copy.deepcopy(attributes))
+                vars(fn).update(attributes)
 
 
 class StepLR(LRScheduler):
@@ -272,7 +276,7 @@ class SequentialLR(LRScheduler):
                              f"number of milestone points, but got number of schedulers {len(schedulers)} and the "
                              f"number of milestones to be equal to {len(milestones)}")
         self._schedulers, self._milestones = list(schedulers), list(milestones)
-        self.last_epoch, self.optimizer = last_epoch + 1, optimizer
+        self.last_epoch, self.optimizer = last_epoch + 1, _checked(optimizer)
         for group in optimizer.param_groups:  # undo what making the schedulers did
             group["lr"] = group["initial_lr"]
         self._undo(self)
@@ -281,7 +285,7 @@ class SequentialLR(LRScheduler):
         self._last_lr = first.get_last_lr()
 
     def _undo(self, scheduler):
-        if isinstance(scheduler, SequentialLR) or hasattr(scheduler, "_schedulers"):
+        if hasattr(scheduler, "_schedulers"):  # a SequentialLR inside: undo its own
             for s in scheduler._schedulers:
                 self._undo(s)
         else:
@@ -320,9 +324,7 @@ class OneCycleLR(LRScheduler):
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
                  anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
                  div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
+        self.optimizer = _checked(optimizer)
         if total_steps is not None:
             if not isinstance(total_steps, int) or total_steps <= 0:
                 raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
@@ -335,14 +337,12 @@ class OneCycleLR(LRScheduler):
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        phase = lambda end, lr0, lr1, m0, m1: dict(end_step=end, start_lr=lr0, end_lr=lr1, start_momentum=m0,
-                                                   end_momentum=m1)
-        up = phase(float(pct_start * self.total_steps) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum")
+        up = _phase(float(pct_start * self.total_steps) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum")
         last = self.total_steps - 1
-        self._schedule_phases = [up, phase(float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr",
-                                           "base_momentum", "max_momentum"),
-                                 phase(last, "initial_lr", "min_lr", "max_momentum", "max_momentum")] if three_phase \
-            else [up, phase(last, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+        self._schedule_phases = [up, _phase(float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr",
+                                            "base_momentum", "max_momentum"),
+                                 _phase(last, "initial_lr", "min_lr", "max_momentum", "max_momentum")] if three_phase \
+            else [up, _phase(last, "max_lr", "min_lr", "base_momentum", "max_momentum")]
         if not isinstance(pct_start, float) or pct_start < 0 or pct_start > 1:
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
@@ -396,6 +396,12 @@ class OneCycleLR(LRScheduler):
                     break
                 start = end
         return lrs
+
+
+def _phase(end_step, start_lr, end_lr, start_momentum, end_momentum):
+    """One phase of OneCycleLR, as PyTorch keeps it (the group keys it anneals between)."""
+    return dict(end_step=end_step, start_lr=start_lr, end_lr=end_lr, start_momentum=start_momentum,
+                end_momentum=end_momentum)
 
 
 def _per_group(name, optimizer, value):

@@ -19,8 +19,10 @@ class Optimizer:
     """`param_groups` is a list of dicts, each "params" (a list of leaf Tensors) and every hyperparameter, the
     optimizer's defaults filled in; `state[p]` holds what the update rule keeps per parameter. A subclass
     passes its defaults, declares `state_keys`, checks a group's values in `check_group` and updates one
-    parameter in `update(w, g, state, group)`, in place on the array w."""
+    parameter in `update(w, g, state, group)`, in place on the array w. A parameter's state holds all of
+    `required_state` once it has any (its first step made them), and may hold the rest of `state_keys`."""
     state_keys = ()
+    required_state = ()
 
     def __init__(self, params, defaults):
         self.defaults = defaults
@@ -157,13 +159,15 @@ class Optimizer:
 
     def _cast_state(self, p, values, where):
         unknown = sorted(set(values) - set(self.state_keys))
-        if unknown:
-            raise ValueError(f"{where}: {type(self).__name__} keeps {list(self.state_keys)} per parameter; "
-                             f"the state has {unknown} (a state dict of another optimizer?)")
+        missing = [k for k in self.required_state if k not in values] if values else []
+        if unknown or missing:
+            raise ValueError(f"{where}: {type(self).__name__} keeps {list(self.state_keys)} per parameter (all of "
+                             f"{list(self.required_state)} once it has any); the state has {sorted(values)} (a "
+                             f"state dict of another optimizer?)")
         out = {}
         for k, v in values.items():
             if k == "step":
-                out[k] = int(v.item() if isinstance(v, Tensor) or hasattr(v, "item") else v)
+                out[k] = int(v.item() if hasattr(v, "item") else v)  # PyTorch keeps a float tensor
                 continue
             a = as_numpy(v.data if isinstance(v, Tensor) else v)
             if a.shape != p.shape:

@@ -30,12 +30,11 @@ class SGD(Optimizer):
         if weight_decay:
             g = g + weight_decay * w
         if momentum:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = Tensor._from_array(g.copy())
-                buf = buf.data
+            if "momentum_buffer" not in state:
+                buf = g.copy()
+                state["momentum_buffer"] = Tensor._from_array(buf)
             else:
-                buf = buf.data
+                buf = state["momentum_buffer"].data
                 buf *= momentum
                 buf += (1 - group["dampening"]) * g
             g = g + momentum * buf if group["nesterov"] else buf

@@ -404,22 +404,19 @@ class Tensor:
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """The largest element; with an integer `dim` PyTorch's (values, indices) along it; with a Tensor,
         the elementwise maximum (PyTorch's max(other))."""
-        if isinstance(dim, Tensor):
-            return self.maximum(dim)
-        if isinstance(dim, int) and axis is None:
-            keep = _reduction(dim, keepdim, None, keepdims)["keepdims"]
-            return _values_indices(ops.Max.apply(self, axis=dim, keepdims=keep), self.argmax(dim, keep))
-        return ops.Max.apply(self, **_reduction(dim, keepdim, axis, keepdims))
+        return self._extreme(ops.Max, self.maximum, self.argmax, dim, keepdim, axis, keepdims)
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        """The smallest element; with an integer `dim` PyTorch's (values, indices) along it; with a Tensor,
-        the elementwise minimum."""
+        """The smallest element, as max."""
+        return self._extreme(ops.Min, self.minimum, self.argmin, dim, keepdim, axis, keepdims)
+
+    def _extreme(self, reduce, elementwise, arg, dim, keepdim, axis, keepdims):
         if isinstance(dim, Tensor):
-            return self.minimum(dim)
+            return elementwise(dim)
         if isinstance(dim, int) and axis is None:
             keep = _reduction(dim, keepdim, None, keepdims)["keepdims"]
-            return _values_indices(ops.Min.apply(self, axis=dim, keepdims=keep), self.argmin(dim, keep))
-        return ops.Min.apply(self, **_reduction(dim, keepdim, axis, keepdims))
+            return _values_indices(reduce.apply(self, axis=dim, keepdims=keep), arg(dim, keep))
+        return reduce.apply(self, **_reduction(dim, keepdim, axis, keepdims))
 
     def amax(self, dim=(), keepdim=False): return ops.Max.apply(self, **_reduction(dim, keepdim, None, None))
     def amin(self, dim=(), keepdim=False): return ops.Min.apply(self, **_reduction(dim, keepdim, None, None))

@@ -87,9 +87,10 @@ class LRScheduler:
     def load_state_dict(self, state_dict):
         self._load(state_dict)
 
-    def _load(self, state_dict, own=()):
-        """Take every attribute of `state_dict` (copied) but those named in `own`, which the caller restores;
-        first check that its keys are this scheduler's."""
+    def _load(self, state_dict, inner=None):
+        """Take every attribute of `state_dict` (copied), first checking that its keys are this scheduler's. With
+        inner=(key, n), that entry must be a list of n, one per lambda or scheduler: it is returned, for the
+        caller to restore, and not taken."""
         keys = set(vars(self)) - {"optimizer"}
         if not isinstance(state_dict, dict) or set(state_dict) != keys:
             got = set(state_dict) if isinstance(state_dict, dict) else set()
@@ -98,7 +99,16 @@ class LRScheduler:
                 + (f"got {type(state_dict).__name__}" if not isinstance(state_dict, dict) else
                    "; ".join(f"{what} keys: {', '.join(sorted(k))}"
                              for what, k in (("missing", keys - got), ("unexpected", got - keys)) if k)))
-        vars(self).update(copy.deepcopy({k: v for k, v in state_dict.items() if k not in own}))
+        if inner is None:
+            vars(self).update(copy.deepcopy(state_dict))
+            return None
+        key, n = inner
+        entries = state_dict[key]
+        if not isinstance(entries, list) or len(entries) != n:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected {key!r} with {n} entries; got "
+                             f"{entries!r:.80}")
+        vars(self).update(copy.deepcopy({k: v for k, v in state_dict.items() if k != key}))
+        return entries
 
 
 class LambdaLR(LRScheduler):
@@ -129,12 +139,8 @@ class LambdaLR(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict):
-        lambdas = state_dict.get("lr_lambdas") if isinstance(state_dict, dict) else None
-        if not isinstance(lambdas, list) or len(lambdas) != len(self.lr_lambdas):
-            raise ValueError(f"LambdaLR.load_state_dict: expected 'lr_lambdas' with {len(self.lr_lambdas)} "
-                             f"entries; got {lambdas!r:.80}")
-        self._load(state_dict, own=("lr_lambdas",))
-        for fn, attributes in zip(self.lr_lambdas, lambdas):
+        saved = self._load(state_dict, inner=("lr_lambdas", len(self.lr_lambdas)))
+        for fn, attributes in zip(self.lr_lambdas, saved):
             if attributes is not None:
                 vars(fn).update(attributes)
 
@@ -307,13 +313,9 @@ class SequentialLR(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict):
-        inner = state_dict.get("_schedulers") if isinstance(state_dict, dict) else None
-        if not isinstance(inner, list) or len(inner) != len(self._schedulers):
-            raise ValueError(f"SequentialLR.load_state_dict: expected '_schedulers' with {len(self._schedulers)} "
-                             f"state dicts; got {inner!r:.80}")
-        self._load(state_dict, own=("_schedulers",))
-        for scheduler, saved in zip(self._schedulers, inner):
-            scheduler.load_state_dict(saved)
+        saved = self._load(state_dict, inner=("_schedulers", len(self._schedulers)))
+        for scheduler, state in zip(self._schedulers, saved):
+            scheduler.load_state_dict(state)
 
 
 class OneCycleLR(LRScheduler):

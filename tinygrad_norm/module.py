@@ -168,7 +168,8 @@ class Module:
     def __call__(self, *args, **kwargs):
         """forward(*args) inside this module's scope; NumPy and CuPy arrays among args become Tensors first."""
         args = tuple(Tensor(a) if is_array(a) else a for a in args)  # as DeZero's as_variable
-        kwargs = {k: Tensor(v) if is_array(v) else v for k, v in kwargs.items()}
+        if kwargs:
+            kwargs = {k: Tensor(v) if is_array(v) else v for k, v in kwargs.items()}
         for hook in self.__dict__.get("_forward_pre_hooks", ()):
             hook(self, args)
         try:

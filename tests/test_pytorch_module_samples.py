@@ -11,23 +11,9 @@ from tinygrad_norm import nn
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
 pytest.importorskip("expecttest", reason="PyTorch's test samples need expecttest (pip install expecttest)")
 from torch.testing._internal.common_modules import module_db  # noqa: E402
+from torch_bridge import leaves, ours_of  # noqa: E402
 
 OURS = [m for m in module_db if hasattr(nn, m.module_cls.__name__)]
-
-
-def ours_of(value):
-    """PyTorch's arguments with every Tensor as ours (a floating one that requires grad keeps requiring it)."""
-    if isinstance(value, torch.Tensor):
-        return tg.Tensor(value.detach().numpy().copy(), requires_grad=value.requires_grad)
-    if isinstance(value, (list, tuple)):
-        return type(value)(ours_of(v) for v in value)
-    if isinstance(value, dict):
-        return {k: ours_of(v) for k, v in value.items()}
-    return value
-
-
-def leaves(value):
-    return [x for v in value for x in leaves(v)] if isinstance(value, (list, tuple)) else [value]
 
 
 def samples(training, seed=0):

@@ -10,6 +10,7 @@ from tinygrad_norm.nn import functional as F
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
 pytest.importorskip("expecttest", reason="PyTorch's test samples need expecttest (pip install expecttest)")
 from torch.testing._internal.common_methods_invocations import op_db  # noqa: E402
+from torch_bridge import leaves, ours_of  # noqa: E402
 
 RANDOM = {"nn.functional.dropout", "randn"}  # random draws: their own tests check them
 TOP_LEVEL = {"cat": tg.cat, "stack": tg.stack, "zeros": tg.zeros, "ones": tg.ones,
@@ -33,22 +34,6 @@ def ours(info):
 
 
 OPS = [info for info in op_db if ours(info) is not None]
-
-
-def ours_of(value):
-    if isinstance(value, torch.Tensor):
-        return tg.Tensor(value.detach().numpy().copy(), requires_grad=value.requires_grad)
-    if isinstance(value, torch.dtype):
-        return getattr(tg, str(value).split(".")[1])
-    if isinstance(value, (list, tuple)):
-        return type(value)(ours_of(v) for v in value)
-    if isinstance(value, dict):
-        return {k: ours_of(v) for k, v in value.items()}
-    return value
-
-
-def leaves(value):
-    return [x for v in value for x in leaves(v)] if isinstance(value, (list, tuple)) else [value]
 
 
 def fresh(value):

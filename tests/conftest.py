@@ -12,12 +12,13 @@ def kernels(request, monkeypatch):
     """Run a test on the fused numba kernels (serial, as small inputs use them, and parallel, forced), and on
     the reference kernels they are checked against."""
     from tinygrad_norm.norms.kernels import numba_cpu
-    if request.param.startswith("numba") and not numba_cpu.available():
-        pytest.skip("numba is not installed (pip install 'tinygrad-norm[fast]')")
+    ok, why = numba_cpu.BACKEND.available()
+    if request.param.startswith("numba") and not ok:
+        pytest.skip(why)
     if request.param == "numba-parallel":
         monkeypatch.setattr(numba_cpu, "PARALLEL_MIN", 0)
     if request.param == "numpy":
-        monkeypatch.setattr(numba_cpu, "available", lambda: False)
+        monkeypatch.setattr(numba_cpu.BACKEND, "available", lambda: (False, "switched off by the test"))
     return request.param
 
 

@@ -1,6 +1,6 @@
-"""The normalize op's kernel interface: every implementation against the reference, the split halves against
-the fused calls, the CUDA sources through NVRTC (no GPU needed), the CUDA index arithmetic on the CPU, and
-float16 on every device."""
+"""The normalize op's kernel interface: every backend against the reference, the split halves against the fused
+calls, the CUDA sources through NVRTC (no GPU needed), and float16 on every device. The CUDA kernels' own
+numbers, without a GPU: test_cuda_emulation.py."""
 import dataclasses
 import re
 
@@ -11,7 +11,10 @@ import tinygrad_norm as tg
 from tinygrad_norm import backend, nn
 from tinygrad_norm.norms import NormLayer, Normalize
 from tinygrad_norm.norms.normalize import backward, forward
-from tinygrad_norm.norms.kernels import cuda, numba_cpu, reference
+from tinygrad_norm.norms import kernels
+from tinygrad_norm.norms.kernels import cuda
+
+reference, numba_cpu, cuda_kernels = (kernels.get(n) for n in ("reference", "numba_cpu", "cuda"))
 
 GPU, NO_GPU = backend.gpu_available()
 
@@ -28,22 +31,25 @@ CASES = {  # name: (layer, input shape); together they reach every layout and ke
     "batch_plain": (lambda: nn.BatchNorm2d(6, affine=False), (8, 6, 5, 4)),  # columns without γ, β
     "batch_rms": (lambda: type("BatchRMS", (NormLayer,), {"pattern": "n c ... -> c", "param_axes": "c",
                                                           "center": False})(6), (8, 6, 5, 4)),  # columns, no centering
+    "ghost": (lambda: nn.Norm("ghost_batch", 6, k=2), (8, 6, 5, 4)),      # columns with G ghost batches
+    "ghost_1d": (lambda: nn.Norm("ghost_batch", 3, k=4), (8, 3)),         # ... and I = 1
+    "ghost_eval": (lambda: nn.Norm("ghost_batch", 6, k=2).eval(), (8, 6, 5, 4)),  # ghost batches of one
 }
 
 
 def implementation(name):
-    if name == "numba_cpu" and not numba_cpu.available():
-        pytest.skip("numba is not installed (pip install 'tinygrad-norm[fast]')")
+    if name == "numba_cpu" and not numba_cpu.available()[0]:
+        pytest.skip(numba_cpu.available()[1])
     if name == "cuda" and not GPU:
         pytest.skip(f"needs a GPU: {NO_GPU}")
-    return {"reference": reference, "numba_cpu": numba_cpu, "cuda": cuda}[name]
+    return kernels.get(name)
 
 
 def setup(case, impl, dtype=np.float64):
     """(plan with `impl` as its kernels, x, dy, γ, β, running mean, running var) on impl's device."""
     make, shape = CASES[case]
     layer = make()
-    device = "cuda" if impl is cuda else "cpu"
+    device = "cuda" if impl is cuda_kernels else "cpu"
     plan = dataclasses.replace(layer.plan(shape, device), kernels=impl)
     rng = np.random.default_rng(0)
     xp = backend.module_for(device)
@@ -170,87 +176,6 @@ def test_a_broken_kernel_source_is_rejected_with_the_compilers_log():
         cuda.compile_ptx(broken)
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_cuda_index_arithmetic_pools_and_reads_what_the_reference_does(case):
-    """A NumPy model of the kernels' addressing: statistic s pools x[(p·S + s)·Q + q] and reads γ at
-    (s mod K)·J + q / I. It must pool the reference's elements and see the reference's γ at each of them."""
-    plan, x, _, w, _, _ = setup(case, reference)
-    P, S, Q, K, J, I = cuda._geometry(plan)
-    p, s, q = np.meshgrid(np.arange(P), np.arange(S), np.arange(Q), indexing="ij")
-    element = (p * S + s) * Q + q
-    assert sorted(element.ravel()) == list(range(x.size))  # every element once
-    mean, var = reference.statistics(plan, x)
-    pooled = x.ravel()[element].transpose(1, 0, 2).reshape(S, -1)
-    np.testing.assert_allclose(pooled.var(axis=1) if plan.center else (pooled ** 2).mean(axis=1), var.ravel())
-    if w is None:
-        return
-    gamma = np.broadcast_to(w.reshape(plan.param_shape), plan.view).ravel()
-    flat_gamma = cuda._flat_param(w, plan, np.float64)
-    np.testing.assert_array_equal(flat_gamma[(s % K) * J + q // I], gamma[element])
-    if plan.layout[0] == "rows" and I == 1:  # column_param_grads: x as (B, C); element b·C + c, statistic b·K + c / J
-        statistic_of = np.empty(x.size, int)
-        statistic_of[element] = s
-        b_, c_ = np.meshgrid(np.arange(S // K), np.arange(K * J), indexing="ij")
-        np.testing.assert_array_equal(statistic_of[b_ * K * J + c_], b_ * K + c_ // J)
-        np.testing.assert_array_equal(flat_gamma[c_], gamma[b_ * K * J + c_])
-
-
-def kernel_signatures(source):
-    """{kernel: [(C type, parameter name), ...]} parsed from a CUDA source."""
-    found = re.finditer(r'extern "C" __global__ void (\w+)\(([^)]*)\)', source)
-    return {m.group(1): [tuple(p.replace("const ", "").strip().rsplit(" ", 1)) for p in m.group(2).split(",")]
-            for m in found}
-
-
-def launch_checker(dtype, name, plan, launches):
-    """Stands in for a compiled kernel: checks one launch against the C signature (count, order, pointer
-    dtypes, scalar widths, and each array's length from the role its name gives it), and records it."""
-    signature = kernel_signatures(cuda.source(dtype))[name]
-    storage, stats = np.dtype(dtype), np.dtype(np.float32 if dtype == "float16" else dtype)
-    P, S, Q, K, J, I = cuda._geometry(plan)
-    length = {"x": P * S * Q, "y": P * S * Q, "dy": P * S * Q, "dx": P * S * Q, "w": K * J, "b": K * J,
-              "dw": K * J, "db": K * J}
-    scalars = {"long long": np.int64, "int": np.int32, "double": np.float64}
-
-    def launch(grid, block, args):
-        assert len(args) == len(signature), (name, len(args), len(signature))
-        for (ctype, pname), arg in zip(signature, args):
-            if not ctype.endswith("*"):
-                assert type(arg) is scalars[ctype], (name, pname, type(arg))
-            elif not (isinstance(arg, np.uint64) and arg == 0):  # a null pointer is allowed for optional arrays
-                assert isinstance(arg, np.ndarray) and arg.flags.c_contiguous, (name, pname)
-                assert arg.dtype == (storage if ctype == "T*" else stats), (name, pname, arg.dtype)
-                if pname.endswith("_part"):  # one row of partial sums per chunk
-                    assert arg.size % (K * J) == 0, (name, pname, arg.size)
-                else:
-                    assert arg.size == length.get(pname, S), (name, pname, arg.size)
-        launches.append(name)
-    return launch
-
-
-@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-@pytest.mark.parametrize("case", CASES)
-def test_every_cuda_launch_matches_its_kernels_signature(case, dtype, monkeypatch):
-    """The launch code runs on NumPy stand-ins, with each kernel replaced by a checker of its C signature."""
-    plan, x, dy, w, b, (rm, rv) = setup(case, reference, np.dtype(dtype))
-    launches = []
-    monkeypatch.setattr(cuda, "_kernel", lambda dt, name: launch_checker(np.dtype(dt).name, name, plan, launches))
-    plan = dataclasses.replace(plan, kernels=cuda)
-    I = cuda._geometry(plan)[-1]
-    y, count, mean, var = forward(plan, x, w, b, 1e-5)
-    assert y.dtype == dtype and launches == ["statistics", "normalize"]
-    launches.clear()
-    dx, dw, db = backward(plan, x, dy, mean, var, w, 1e-5, count)
-    rows_with_params = plan.layout[0] == "rows" and w is not None
-    param_kernel = "column_param_grads" if I == 1 else "param_grads"
-    assert dx.dtype == dtype and launches == ["grad_sums"] + [param_kernel] * rows_with_params + ["input_grad"]
-    assert dw is None if w is None else (dw.shape == w.shape and db.shape == w.shape)
-    launches.clear()
-    cuda.normalize(plan, x, rm if plan.center else None, rv, w, b, 1e-5)  # running statistics, as in eval
-    cuda.input_grad(plan, x, dy, rm if plan.center else None, rv, w, 1e-5, None, None, plan.count)
-    assert launches == ["normalize", "input_grad"]
-
-
 # ---- float16 --------------------------------------------------------------------------------------------
 
 HALF_CASES = {"batch2d": CASES["batch2d"], "batch1d": CASES["batch1d"], "layer": CASES["layer"],
@@ -320,3 +245,71 @@ def test_half_and_float_convert_a_models_parameters_and_buffers():
     assert y.dtype == np.float16
     model.float()
     assert {t.dtype for t in model.state_dict().values() if t.dtype.kind == "f"} == {np.dtype(np.float32)}
+
+
+# ---- the backend interface and the policy that picks one ----------------------------------------------------
+
+def test_a_backend_missing_a_required_function_is_refused_where_it_is_declared():
+    with pytest.raises(TypeError, match="Partial: missing the required grad_sums, input_grad"):
+        class Partial(kernels.Kernels):
+            def statistics(self, plan, x): ...
+            def normalize(self, plan, x, mean, var, w, b, eps): ...
+
+
+def test_a_misspelt_function_is_refused_where_it_is_declared():
+    with pytest.raises(TypeError, match=r"forwrd is not part of the kernel interface \(required: statistics"):
+        class Misspelt(type(reference)):
+            def forwrd(self, plan, x, w, b, eps): ...
+
+
+def test_the_policy_picks_by_device_layout_availability_and_priority(monkeypatch):
+    columns = nn.BatchNorm2d(6).plan((8, 6, 5, 4)).layout
+    assert kernels.choose("cpu", None) is reference and kernels.choose("cuda", None) is reference
+    assert kernels.choose("cuda", columns) is cuda_kernels
+    assert kernels.choose("cpu", columns) is (numba_cpu if numba_cpu.available()[0] else reference)
+    monkeypatch.setattr(numba_cpu, "available", lambda: (False, "off"))
+    assert kernels.choose("cpu", columns) is reference
+
+
+def test_a_new_backend_is_one_class_and_one_registration(monkeypatch):
+    class Echo(type(reference)):  # the reference's arithmetic under another name, preferred on the CPU
+        name, devices, layouts, priority = "echo", ("cpu",), ("columns",), 99
+    monkeypatch.setattr(kernels, "BACKENDS", dict(kernels.BACKENDS))
+    echo = kernels.register(Echo())
+    assert nn.BatchNorm2d(6).plan((8, 6, 5, 4)).kernels is echo
+    assert nn.LayerNorm(4).plan((3, 4)).kernels is not echo  # rows: not covered
+    with pytest.raises(ValueError, match="already registered"):
+        kernels.register(Echo())
+    with pytest.raises(TypeError, match="a kernel backend is a Kernels instance"):
+        kernels.register(reference.__class__)
+
+
+def test_the_environment_variable_forces_a_backend_where_it_covers_the_plan(monkeypatch):
+    columns = nn.BatchNorm2d(6).plan((8, 6, 5, 4)).layout
+    monkeypatch.setenv("TINYGRAD_NORM_KERNELS", "reference")
+    assert kernels.choose("cpu", columns) is reference
+    monkeypatch.setenv("TINYGRAD_NORM_KERNELS", "cuda_emulated")
+    if kernels.get("cuda_emulated").available()[0]:
+        assert kernels.choose("cpu", columns).name == "cuda_emulated"
+        assert kernels.choose("cpu", None) is reference  # no layout: not covered, so the policy decides
+    monkeypatch.setenv("TINYGRAD_NORM_KERNELS", "numba_cpu")
+    assert kernels.choose("cuda", columns) is cuda_kernels  # numba does not run on cuda arrays
+    monkeypatch.setenv("TINYGRAD_NORM_KERNELS", "triton")
+    with pytest.raises(KeyError, match="no kernel backend 'triton'; registered: reference, numba_cpu, cuda"):
+        kernels.choose("cpu", columns)
+
+
+def test_forcing_a_backend_that_cannot_run_here_says_why(monkeypatch):
+    monkeypatch.setenv("TINYGRAD_NORM_KERNELS", "numba_cpu")
+    monkeypatch.setattr(numba_cpu, "available", lambda: (False, "numba is not installed"))
+    with pytest.raises(RuntimeError, match="TINYGRAD_NORM_KERNELS=numba_cpu: that backend cannot run here: numba is"):
+        kernels.choose("cpu", None)
+
+
+@pytest.mark.parametrize("shape,k,sizes", [((8, 6, 5, 4), 2, (4, 2, 6, 20)), ((8, 3), 4, (2, 4, 3, 1)),
+                                           ((6, 5, 33), 3, (2, 3, 5, 33))])
+def test_ghost_batches_get_the_fused_columns_layout(shape, k, sizes):
+    """(n k) c ... -> n c: G = n ghost batches of B = k samples, statistics per (g, c) over (k, ...)."""
+    plan = nn.Norm("ghost_batch", shape[1], k=k).plan(shape)
+    assert plan.layout == ("columns", sizes, (2, 3))
+    assert plan.kernels is (numba_cpu if numba_cpu.available()[0] else reference)

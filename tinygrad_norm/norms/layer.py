@@ -22,10 +22,10 @@ from ..autograd import no_grad
 from .. import world
 from ..module import Module, Parameter
 from ..tensor import Tensor
-from .kernels import choose
 from .normalize import normalize
 from .pattern import Pattern, PatternError
-from .plan import make_plan, stats_dtype
+from .kernels import stats_dtype
+from .plan import make_plan
 from .sync import BatchSync
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -101,7 +101,7 @@ class NormLayer(Module):
         key = (tuple(shape), device, tuple(sorted(sizes.items())))
         if key not in self._plans:
             binding = self.pattern.bind(shape, sizes)
-            self._plans[key] = make_plan(binding, self.param_names, self.batch_axis, self.center, device, choose)
+            self._plans[key] = make_plan(binding, self.param_names, self.batch_axis, self.center, device)
         return self._plans[key]
 
     def axis_sizes(self):

@@ -1,4 +1,4 @@
-"""The one normalize op behind every declared plugin; its arithmetic is the kernels' (see kernels/).
+"""The one normalize op behind every declared plugin; its arithmetic is the plan's kernel backend's (kernels/).
 
     forward:  statistics -> [sync.moments] -> normalize        (one fused call where the kernels have one)
     backward: grad_sums  -> [sync.sums]    -> input_grad       (likewise)
@@ -14,7 +14,7 @@ from ..autograd import Function
 def forward(plan, x, w, b, eps, sync=None):
     """(y, count, mean, var) with batch statistics."""
     kernels = plan.kernels
-    if sync is None and hasattr(kernels, "forward"):
+    if sync is None and kernels.forward is not None:
         y, mean, var = kernels.forward(plan, x, w, b, eps)
         return y, plan.count, mean, var
     count, (mean, var) = plan.count, kernels.statistics(plan, x)
@@ -26,7 +26,7 @@ def forward(plan, x, w, b, eps, sync=None):
 def backward(plan, x, dy, mean, var, w, eps, count, sync=None, fixed=False):
     """(dx, dw, db); `fixed`: the statistics were constants (eval), so dx = r·dy·γ."""
     kernels = plan.kernels
-    if not fixed and sync is None and hasattr(kernels, "backward"):
+    if not fixed and sync is None and kernels.backward is not None:
         return kernels.backward(plan, x, dy, mean, var, w, eps)
     sum_g, sum_gx, dw, db = kernels.grad_sums(plan, x, dy, mean, var, w, eps)
     if fixed:

@@ -7,15 +7,16 @@ one block is also given a layout the fused kernels cover:
 
     ("rows", (B, K, Ip, Ir), (lo, hi))   statistics per (b, k) over (Ip, Ir); γ varies along (K, Ip)
                                          LayerNorm, RMSNorm, InstanceNorm, GroupNorm
-    ("columns", (B, K, I), (lo, hi))     statistics per k over (B, I); γ varies along K      BatchNorm
+    ("columns", (G, B, K, I), (lo, hi))  statistics per (g, k) over (B, I); γ varies along K
+                                         BatchNorm (G = 1), ghost-batch norm (G ghost batches of B)
 
 view[lo:hi] is the part of the view that γ and β span. Anything else, and an empty input, has layout None
-and runs on the reference kernels.
+and runs on the reference kernels. Which kernels run a plan is the kernels package's policy (`choose`).
 """
 import math
 from dataclasses import dataclass
 
-import numpy as np
+from .kernels import choose
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Plan:
     batch_axes: tuple     # the view's axes that are the batch axis `n`
     center: bool          # subtract the mean (False: divide by the root mean square)
     layout: tuple         # see the module docstring; None where no fused kernel applies
-    kernels: object       # the implementation: a module of the kernels package
+    kernels: object       # the backend: a kernels.Kernels
 
     @property
     def count(self):
@@ -42,12 +43,6 @@ class Plan:
     def not_param_axes(self):
         """The view's axes γ is broadcast along: its gradient sums over them."""
         return tuple(i for i, n in enumerate(self.param_shape) if n == 1)
-
-
-def stats_dtype(dtype):
-    """The dtype of the statistics and of the kernels' arithmetic: float32 for float16 input, else the input's."""
-    dtype = np.dtype(dtype)
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
 def canonical_view(binding, param_names, batch_name):
@@ -71,32 +66,32 @@ def layout(view, axes, param_shape):
     reduced = [i in axes for i in range(len(view))]
     params = [n != 1 for n in param_shape]
     kept = [i for i, r in enumerate(reduced) if not r]
-    if not kept or not axes or kept != list(range(kept[0], kept[-1] + 1)):
+    if not kept or not axes:
         return None
-    lo, hi = kept[0], kept[-1] + 1
-    if lo == 0:  # rows: kept axes lead; those without parameters become B, those with them K
+    runs = [i for i in kept if i == 0 or reduced[i - 1]]  # where each run of kept axes starts
+    if runs == [0]:  # rows: kept axes lead; those without parameters become B, those with them K
+        hi = kept[-1] + 1
         first = next((i for i in kept if params[i]), hi)
         last = next((i for i in range(hi, len(view)) if not params[i]), len(view))  # params on a prefix of the pool
         if any(not params[i] for i in range(first, hi)) or any(params[i] for i in range(last, len(view))):
             return None
         sizes = tuple(math.prod(view[a:b]) for a, b in ((0, first), (first, hi), (hi, last), (last, len(view))))
         return "rows", sizes, (first, last)
-    if any(params[i] for i in range(len(view)) if reduced[i]):
-        return None  # columns: parameters only along the kept block
-    return "columns", (math.prod(view[:lo]), math.prod(view[lo:hi]), math.prod(view[hi:])), (lo, hi)
+    # columns: [G kept][B reduced][K kept][I reduced], G possibly empty, parameters only along K
+    if len(runs) > 2 or (len(runs) == 2 and runs[0] != 0):
+        return None
+    g_end = next(i for i in range(len(view)) if reduced[i]) if len(runs) == 2 else 0
+    lo = runs[-1]
+    hi = next((i for i in range(lo, len(view)) if reduced[i]), len(view))
+    if any(params[i] for i in range(len(view)) if not lo <= i < hi):
+        return None
+    return "columns", tuple(math.prod(view[a:b]) for a, b in ((0, g_end), (g_end, lo), (lo, hi), (hi, len(view)))), \
+        (lo, hi)
 
 
-def make_plan(binding, param_names, batch_name, center, device, choose):
-    """Plan one input shape on one device: the view, its layout, and the kernels `choose(device, layout)` picks."""
+def make_plan(binding, param_names, batch_name, center, device):
+    """Plan one input shape on one device: the view, its layout, and the backend the policy picks for them."""
     view, axes, param_shape, batch_axes = canonical_view(binding, param_names, batch_name)
     fit = layout(view, axes, param_shape) if math.prod(view) else None  # empty input: the reference kernels
     return Plan(view, axes, param_shape, batch_axes, center, fit, choose(device, fit))
 
-
-def fold_param_grad(plan, partial, like):
-    """A layout kernel's parameter gradient, laid out (K, Ip) or (K,), summed over the axes γ is broadcast
-    along within view[lo:hi] -> `like`'s shape and dtype."""
-    _, _, (lo, hi) = plan.layout
-    g = partial.reshape(plan.view[lo:hi])
-    axes = tuple(i for i, n in enumerate(plan.param_shape[lo:hi]) if n == 1 and plan.view[lo + i] != 1)
-    return (g.sum(axis=axes) if axes else g).reshape(like.shape).astype(like.dtype, copy=False)

@@ -1,37 +1,61 @@
-"""One kernel interface for the normalize op, three implementations behind it.
+"""Kernel backends of the normalize op, and the one policy that picks one for a plan.
 
-    reference   NumPy or CuPy array expressions: any plan, any device; the oracle the others are tested against
-    numba_cpu   fused CPU kernels compiled by numba (the `fast` extra), for plans with a layout
-    cuda        CUDA C kernels compiled by CuPy through NVRTC, for plans with a layout
+    reference      NumPy or CuPy array expressions: any plan, any device; the oracle the others are tested against
+    numba_cpu      fused CPU kernels compiled by numba (the `fast` extra), for plans with a layout
+    cuda           CUDA C kernels compiled by CuPy through NVRTC, for plans with a layout
+    cuda_emulated  the same CUDA C and launch code on the CPU, under an emulation of CUDA's execution model
+                   (g++): never chosen by itself; the test tier that checks the CUDA kernels without a GPU
 
-Each is a module with the same functions; the statistics and the gradient sums are where the interface
-splits, so that a step between the halves can combine them across processes:
+A backend is a `Kernels` subclass (interface.py, which lists the functions) in a file of its own and one
+registration (the loop below, or `register(backend)` from outside). `choose` is the policy: TINYGRAD_NORM_KERNELS=name puts a backend first wherever it
+runs and covers the plan; otherwise the automatic backends that run on the device, are available and cover
+the plan's layout are candidates, and the highest priority wins (the reference covers every plan).
 
-    statistics(plan, x)                             -> mean, var      (mean None without centering)
-    normalize(plan, x, mean, var, w, b, eps)        -> y
-    grad_sums(plan, x, dy, mean, var, w, eps)       -> Σg, Σg·x̂, dw, db   (g = dy·γ; dw, db shaped like w)
-    input_grad(plan, x, dy, mean, var, w, eps, Σg, Σg·x̂, count) -> dx   (Σg None: fixed statistics)
-
-and, where an implementation can fuse the halves of one direction (numba_cpu), optionally
-
-    forward(plan, x, w, b, eps)                     -> y, mean, var
-    backward(plan, x, dy, mean, var, w, eps)        -> dx, dw, db      (batch statistics)
-
-which the op uses when nothing sits between the halves (normalize.forward / normalize.backward).
-
-x, y, dy and dx have the input's shape and dtype; mean and var have `plan.stats_shape` and are float32 for
-float16 input (the statistics are accumulated in float32 or wider), else x's dtype, or wider: numba_cpu's are
-float64, its accumulators' precision, so that its backward subtracts an unrounded mean. w, b (None when absent)
-are the parameters as the layer holds them; dw, db come back in their shape and dtype. bfloat16 has no
-NumPy dtype, so it never reaches a kernel.
+>>> from tinygrad_norm.norms import kernels
+>>> kernels.choose("cuda", None).name, kernels.choose("cuda", ("columns", (1, 8, 6, 20), (2, 3))).name
+('reference', 'cuda')
 """
-from . import cuda, numba_cpu, reference
+import os
+
+from .interface import Kernels, fold_param_grad, param_block, stats_dtype  # noqa: F401  (the shared helpers)
+from . import cuda, cuda_emulated, numba_cpu, reference
+
+BACKENDS = {}
+
+
+def register(backend):
+    """Add a backend (a Kernels instance) under its name; a second backend of one name is an error."""
+    if not isinstance(backend, Kernels):
+        raise TypeError(f"a kernel backend is a Kernels instance (see kernels/interface.py); got {backend!r}")
+    if not isinstance(backend.name, str) or not backend.name:
+        raise ValueError(f"kernel backend {type(backend).__name__} needs a name")
+    if backend.name in BACKENDS:
+        raise ValueError(f"a kernel backend named {backend.name!r} is already registered ({BACKENDS[backend.name]!r})")
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+for _backend in (reference.BACKEND, numba_cpu.BACKEND, cuda.BACKEND, cuda_emulated.BACKEND):
+    register(_backend)
+
+
+def get(name):
+    """The backend registered under `name`; a KeyError naming the registered ones otherwise."""
+    if name not in BACKENDS:
+        raise KeyError(f"no kernel backend {name!r}; registered: {', '.join(BACKENDS)}")
+    return BACKENDS[name]
 
 
 def choose(device, layout):
-    """The implementation for one plan: the fused kernels where the layout is one they cover."""
-    if layout is None:
-        return reference
-    if device == "cuda":
-        return cuda
-    return numba_cpu if numba_cpu.available() else reference
+    """The backend for a plan of `layout` (None: no layout) on `device`."""
+    forced = os.environ.get("TINYGRAD_NORM_KERNELS")
+    if forced:
+        backend = get(forced)
+        ok, why = backend.available()
+        if not ok:
+            raise RuntimeError(f"TINYGRAD_NORM_KERNELS={forced}: that backend cannot run here: {why}")
+        if device in backend.devices and backend.covers(layout):
+            return backend
+    candidates = [b for b in BACKENDS.values()
+                  if b.automatic and device in b.devices and b.covers(layout) and b.available()[0]]
+    return max(candidates, key=lambda b: b.priority)

@@ -15,8 +15,8 @@ import types
 
 import numpy as np
 
-from ..plan import fold_param_grad, stats_dtype
-from . import reference
+from .interface import Kernels, fold_param_grad, param_block, stats_dtype
+from .reference import BACKEND as reference
 
 try:
     if os.environ.get("TINYGRAD_NORM_NUMBA", "1") == "0":
@@ -29,10 +29,6 @@ except ImportError:
 FAST_MATH = {"reassoc", "contract"}  # lets reductions vectorise; keeps NaN and inf semantics
 # error_model="numpy" (every kernel): 1/0 is inf and 0/0 NaN, as in NumPy and PyTorch (eps=0 on a constant
 # input), where numba's default, Python's, raises ZeroDivisionError
-
-
-def available():
-    return numba is not None
 
 
 if numba is not None:
@@ -127,9 +123,10 @@ if numba is not None:
                 for i in range(ni):
                     drow[i] = (grow[i] * wk[i] - mg - (row[i] - m) * inv * mgx) * inv
 
-    # Columns (BatchNorm): one statistic per k over (B, I). The per-column steps are inlined into each kernel
-    # by numba (inline="always"): handed the strided block x[:, k] instead, they do not vectorise (BN2d forward
-    # 0.9 -> 2.1 ms). The fused kernels and the halves that synchronized BatchNorm runs are built from them.
+    # Columns (BatchNorm, ghost batches): x is (G, B, K, I), one statistic per (g, k) over (B, I); G = 1 but for
+    # ghost batches. The per-column steps take one (B, K, I) slab x[g] and are inlined into each kernel by numba
+    # (inline="always"): handed the strided block x[:, k] instead, they do not vectorise (BN2d forward 0.9 ->
+    # 2.1 ms). The fused kernels and the halves that synchronized BatchNorm runs are built from them.
     @njit(fastmath=FAST_MATH, error_model="numpy", inline="always")
     def _column_moments(x, k, center):
         """(mean, variance) of x[:, k, :], one pass shifted by its first element (see _moments)."""
@@ -164,63 +161,79 @@ if numba is not None:
                 out[p, k, i] = (a * x[p, k, i] + c) if dy is None else (a * dy[p, k, i] + bx * x[p, k, i] + c)
 
     def _columns_forward(x, w, b, eps, center, out, mean, var):
-        for k in prange(x.shape[1]):
-            m, v = _column_moments(x, k, center)
-            mean[k], var[k] = m, v
+        nk = x.shape[2]
+        for r in prange(x.shape[0] * nk):
+            g, k = r // nk, r % nk
+            m, v = _column_moments(x[g], k, center)
+            mean[g, k], var[g, k] = m, v
             a = w[k] / math.sqrt(v + eps)
-            _column_affine(x, None, k, a, 0.0, b[k] - m * a, out)
+            _column_affine(x[g], None, k, a, 0.0, b[k] - m * a, out[g])
 
     def _columns_backward(x, dy, w, mean, var, eps, center, dx, dw, db):
-        n = x.shape[0] * x.shape[2]
-        for k in prange(x.shape[1]):
-            m, inv = mean[k], 1.0 / math.sqrt(var[k] + eps)
-            sg, sgx = _column_sums(x, dy, k, m)
+        """dw, db: (G, K), one partial sum per ghost batch (summed by the caller)."""
+        nk, n = x.shape[2], x.shape[1] * x.shape[3]
+        for r in prange(x.shape[0] * nk):
+            g, k = r // nk, r % nk
+            m, inv = mean[g, k], 1.0 / math.sqrt(var[g, k] + eps)
+            sg, sgx = _column_sums(x[g], dy[g], k, m)
             sgx *= inv
-            dw[k], db[k] = sgx, sg
+            dw[g, k], db[g, k] = sgx, sg
             # dx = γ·r·(dy - mean(dy) - x̂·mean(dy·x̂)); γ is constant over the pooled set here
             a = w[k] * inv
             bx = -a * inv * sgx / n
-            _column_affine(x, dy, k, a, bx, -a * (sg / n if center else 0.0) - m * bx, dx)
+            _column_affine(x[g], dy[g], k, a, bx, -a * (sg / n if center else 0.0) - m * bx, dx[g])
 
     def _columns_statistics(x, center, mean, var):
-        for k in prange(x.shape[1]):
-            mean[k], var[k] = _column_moments(x, k, center)
+        nk = x.shape[2]
+        for r in prange(x.shape[0] * nk):
+            g, k = r // nk, r % nk
+            mean[g, k], var[g, k] = _column_moments(x[g], k, center)
 
     def _columns_normalize(x, w, b, mean, var, eps, out):
-        for k in prange(x.shape[1]):
-            a = w[k] / math.sqrt(var[k] + eps)
-            _column_affine(x, None, k, a, 0.0, b[k] - mean[k] * a, out)
+        nk = x.shape[2]
+        for r in prange(x.shape[0] * nk):
+            g, k = r // nk, r % nk
+            a = w[k] / math.sqrt(var[g, k] + eps)
+            _column_affine(x[g], None, k, a, 0.0, b[k] - mean[g, k] * a, out[g])
 
     def _columns_grad_sums(x, dy, mean, var, eps, dw, db):
-        """dw = Σ dy·x̂, db = Σ dy per column (Σg and Σg·x̂ are these times γ)."""
-        for k in prange(x.shape[1]):
-            sg, sgx = _column_sums(x, dy, k, mean[k])
-            dw[k], db[k] = sgx / math.sqrt(var[k] + eps), sg
+        """dw = Σ dy·x̂, db = Σ dy per (g, k) (Σg and Σg·x̂ are these times γ)."""
+        nk = x.shape[2]
+        for r in prange(x.shape[0] * nk):
+            g, k = r // nk, r % nk
+            sg, sgx = _column_sums(x[g], dy[g], k, mean[g, k])
+            dw[g, k], db[g, k] = sgx / math.sqrt(var[g, k] + eps), sg
 
     def _columns_input_grad(x, dy, w, mean, var, eps, sum_g, sum_gx, count, center, fixed, dx):
         """dx = r·(g - Σg/count - x̂·Σg·x̂/count), g = γ·dy, with the (possibly combined) sums; fixed: r·g."""
-        for k in prange(x.shape[1]):
-            inv = 1.0 / math.sqrt(var[k] + eps)
+        nk = x.shape[2]
+        for r in prange(x.shape[0] * nk):
+            g, k = r // nk, r % nk
+            inv = 1.0 / math.sqrt(var[g, k] + eps)
             a = w[k] * inv
             if fixed:
-                _column_affine(x, dy, k, a, 0.0, 0.0, dx)
+                _column_affine(x[g], dy[g], k, a, 0.0, 0.0, dx[g])
             else:
-                bx = -inv * inv * sum_gx[k] / count
-                _column_affine(x, dy, k, a, bx, -inv * (sum_g[k] / count if center else 0.0) - mean[k] * bx, dx)
+                bx = -inv * inv * sum_gx[g, k] / count
+                c0 = -inv * (sum_g[g, k] / count if center else 0.0) - mean[g, k] * bx
+                _column_affine(x[g], dy[g], k, a, bx, c0, dx[g])
 
     def _wide_forward(x, w, b, eps, center, out, mean, var, blocks):
-        """Columns with I = 1 (BatchNorm on (N, C)): blocks of k, rows read as contiguous slices. One pass for
-        the statistics, shifted by the first row so the variance does not cancel on a large offset."""
-        nb, nk = x.shape
-        for blk in prange(blocks):
+        """Columns with I = 1 (BatchNorm on (N, C), x (G, B, K)): blocks of k in each slab x[g], rows read as
+        contiguous slices. One pass for the statistics, shifted by the first row so the variance does not cancel
+        on a large offset."""
+        _, nb, nk = x.shape
+        for gb in prange(x.shape[0] * blocks):
+            g, blk = gb // blocks, gb % blocks
+            xg, og = x[g], out[g]
             k0, k1 = blk * nk // blocks, (blk + 1) * nk // blocks
             n = k1 - k0
             shift, s1, s2 = np.zeros(n), np.zeros(n), np.zeros(n)
             if center:
                 for k in range(n):
-                    shift[k] = x[0, k0 + k]
+                    shift[k] = xg[0, k0 + k]
             for p in range(nb):
-                row = x[p, k0:k1]
+                row = xg[p, k0:k1]
                 for k in range(n):
                     d = row[k] - shift[k]
                     s1[k] += d
@@ -231,40 +244,42 @@ if numba is not None:
             for k in range(n):
                 m1 = s1[k] / nb if center else 0.0
                 v = s2[k] / nb - m1 * m1
-                mean[k0 + k], var[k0 + k] = shift[k] + m1, v
+                mean[g, k0 + k], var[g, k0 + k] = shift[k] + m1, v
                 a[k] = w[k0 + k] / math.sqrt(v + eps)
                 c[k] = b[k0 + k] - m1 * a[k]
                 sh[k] = shift[k]
             for p in range(nb):
-                row, o = x[p, k0:k1], out[p, k0:k1]
+                row, o = xg[p, k0:k1], og[p, k0:k1]
                 for k in range(n):
                     o[k] = (row[k] - sh[k]) * a[k] + c[k]
 
     def _wide_backward(x, dy, w, mean, var, eps, center, dx, dw, db, blocks):
-        nb, nk = x.shape
-        for blk in prange(blocks):
+        _, nb, nk = x.shape
+        for gb in prange(x.shape[0] * blocks):
+            g, blk = gb // blocks, gb % blocks
+            xg, dyg, dxg = x[g], dy[g], dx[g]
             k0, k1 = blk * nk // blocks, (blk + 1) * nk // blocks
             n = k1 - k0
             m = np.empty(n)
             for k in range(n):
-                m[k] = mean[k0 + k]
+                m[k] = mean[g, k0 + k]
             sg, sgx = np.zeros(n), np.zeros(n)
             for p in range(nb):
-                row, grow = x[p, k0:k1], dy[p, k0:k1]
+                row, grow = xg[p, k0:k1], dyg[p, k0:k1]
                 for k in range(n):
                     sg[k] += grow[k]
                     sgx[k] += grow[k] * (row[k] - m[k])
             # dx = a·dy + bx·(x - shift) + c0, shifted by x's first row as in _wide_forward
             a, bx, c0, sh = np.empty(n, x.dtype), np.empty(n, x.dtype), np.empty(n, x.dtype), np.empty(n, x.dtype)
             for k in range(n):
-                inv = 1.0 / math.sqrt(var[k0 + k] + eps)
-                dw[k0 + k], db[k0 + k] = sgx[k] * inv, sg[k]
-                sh[k] = x[0, k0 + k]
+                inv = 1.0 / math.sqrt(var[g, k0 + k] + eps)
+                dw[g, k0 + k], db[g, k0 + k] = sgx[k] * inv, sg[k]
+                sh[k] = xg[0, k0 + k]
                 a[k] = w[k0 + k] * inv
                 bx[k] = -a[k] * inv * inv * sgx[k] / nb
                 c0[k] = -a[k] * (sg[k] / nb if center else 0.0) - (m[k] - sh[k]) * bx[k]
             for p in range(nb):
-                row, grow, drow = x[p, k0:k1], dy[p, k0:k1], dx[p, k0:k1]
+                row, grow, drow = xg[p, k0:k1], dyg[p, k0:k1], dxg[p, k0:k1]
                 for k in range(n):
                     drow[k] = a[k] * grow[k] + bx[k] * (row[k] - sh[k]) + c0[k]
 
@@ -289,44 +304,44 @@ if numba is not None:
 PARALLEL_MIN = 1 << 18  # elements; below, one thread beats waking two (and fighting BLAS's threads)
 
 
-def _param_view(p, plan, dtype):
-    """γ or β as a kernel reads it: (K, Ip) for rows, (K,) for columns, contiguous (a zero-stride view would
-    stop numba from vectorising; these are parameter-sized, so the copy is cheap)."""
-    kind, sizes, (lo, hi) = plan.layout
-    shape = sizes[1:3] if kind == "rows" else sizes[1:2]
-    if p is None:
-        return np.ones(shape, dtype)
-    block = p.astype(dtype, copy=False).reshape(plan.param_shape[lo:hi])
-    return np.ascontiguousarray(np.broadcast_to(block, plan.view[lo:hi])).reshape(shape)
+def _param_view(p, plan, dtype, shape):
+    """γ or β as a kernel reads it, in `shape` ((K, Ip) for rows, (K,) for columns): contiguous, as a zero-stride
+    view would stop numba from vectorising; ones for a missing γ (zeros for a missing β are the caller's)."""
+    return np.ones(shape, dtype) if p is None else param_block(plan, p, dtype).reshape(shape)
+
+
+def _shapes(layout):
+    """(array shape the layout's kernels take, statistics shape they hold, parameter shape they read)."""
+    kind, sizes, _ = layout
+    if kind == "rows":
+        shape = sizes if sizes[3] != 1 else sizes[:3]
+        return shape, sizes[:2], sizes[1:3]
+    shape = sizes if sizes[3] != 1 else sizes[:3]  # columns (G, B, K, I); (G, B, K) for I = 1
+    return shape, (sizes[0], sizes[2]), sizes[2:3]
 
 
 def _kernel(layout, direction):
-    """(kernel, array shape it takes, extra arguments) for a layout; parallel only for large inputs."""
+    """(kernel, extra arguments) for a layout; parallel only for large inputs."""
     kind, sizes, _ = layout
     threads = math.prod(sizes) >= PARALLEL_MIN
     pick = lambda name: KERNELS[name][direction][0 if threads else 1]
     if kind == "rows":
-        return (pick("elementwise"), sizes[:3], ()) if sizes[3] == 1 else (pick("rows"), sizes, ())
-    if sizes[2] == 1:
-        blocks = min(sizes[1], 4 * numba.get_num_threads()) if threads else 1
-        return pick("wide"), sizes[:2], (blocks,)
-    return pick("columns"), sizes, ()
+        return (pick("elementwise"), ()) if sizes[3] == 1 else (pick("rows"), ())
+    if sizes[3] == 1:
+        blocks = min(sizes[2], 4 * numba.get_num_threads()) if threads else 1
+        return pick("wide"), (blocks,)
+    return pick("columns"), ()
 
 
 def _half(plan, name):
-    """A columns half of the statistics' split (statistics, normalize, grad_sums or input_grad) and the
-    (B, K, I) shape it takes, or (None, None) for the reference's: the halves serve synchronized norms, and
-    those pool the batch axis, so their layout is columns. With I = 1 ((N, C) input) NumPy's reductions
-    along contiguous rows beat a kernel striding down each column (2-3x at (256, 1024))."""
+    """A columns half of the statistics' split (statistics, normalize, grad_sums or input_grad), or None for the
+    reference's: the halves serve synchronized norms, and those pool the batch axis, so their layout is columns;
+    and eval mode's fixed statistics. With I = 1 ((N, C) input) NumPy's reductions along contiguous rows beat a
+    kernel striding down each column (2-3x at (256, 1024))."""
     kind, sizes, _ = plan.layout
-    if kind != "columns" or sizes[2] == 1:
-        return None, None
-    return HALVES["_columns_" + name][0 if math.prod(sizes) >= PARALLEL_MIN else 1], sizes
-
-
-def _stats_shape(plan, shape):
-    """The statistics as a kernel holds them: (B, K) for rows, (K,) for columns."""
-    return shape[:2] if plan.layout[0] == "rows" else shape[1:2]
+    if kind != "columns" or sizes[3] == 1:
+        return None
+    return HALVES["_columns_" + name][0 if math.prod(sizes) >= PARALLEL_MIN else 1]
 
 
 def _compute(a, shape):
@@ -334,91 +349,102 @@ def _compute(a, shape):
     return np.ascontiguousarray(a, dtype=stats_dtype(a.dtype)).reshape(shape)
 
 
-def forward(plan, x, w, b, eps):
-    """y, mean, var in one fused pass."""
-    kernel, shape, extra = _kernel(plan.layout, 0)
-    x_ = _compute(x, shape)
-    out = np.empty_like(x_)
-    # float64 statistics, the accumulators' precision: backward subtracts a mean that was not rounded to float32
-    # (on float32 data offset by 1e6 a rounded mean is 0.03 off, and so was every input gradient)
-    mean, var = np.empty(_stats_shape(plan, shape)), np.empty(_stats_shape(plan, shape))
-    w_ = _param_view(w, plan, x_.dtype)
-    b_ = np.zeros_like(w_) if b is None else _param_view(b, plan, x_.dtype)
-    kernel(x_, w_, b_, eps, plan.center, out, mean, var, *extra)
-    return (out.astype(x.dtype, copy=False).reshape(x.shape), mean.reshape(plan.stats_shape) if plan.center else None,
-            var.reshape(plan.stats_shape))
+def _stat(s, plan, shape):
+    """A statistic or sum (plan.stats_shape, or without the batch axes: running statistics; None: zeros, as
+    without centering) as the kernels hold it: float64 of `shape`."""
+    if s is None:
+        return np.zeros(shape)
+    return np.ascontiguousarray(np.broadcast_to(s, plan.stats_shape), np.float64).reshape(shape)
 
 
-def backward(plan, x, dy, mean, var, w, eps):
-    """dx, dw, db in one fused pass (batch statistics)."""
-    kernel, shape, extra = _kernel(plan.layout, 1)
-    x_, dy_ = _compute(x, shape), _compute(dy, shape)
-    dx = np.empty_like(x_)
-    w_ = _param_view(w, plan, x_.dtype)
-    stats_shape = _stats_shape(plan, shape)
-    mean_ = np.zeros(stats_shape) if mean is None else mean.reshape(stats_shape)
-    var_ = var.reshape(stats_shape).astype(np.float64, copy=False)
-    if plan.layout[0] == "rows":
-        nb, nk, nj, _ = plan.layout[1]
-        chunks = max(1, min(nb * nk, numba.get_num_threads()))
-        dw, db = np.zeros((chunks, nk, nj)), np.zeros((chunks, nk, nj))
-        kernel(x_, dy_, w_, mean_, var_, eps, plan.center, dx, dw, db)
-        dw, db = dw.sum(axis=0), db.sum(axis=0)
-    else:
-        dw, db = np.empty(plan.layout[1][1]), np.empty(plan.layout[1][1])
+class NumbaCpu(Kernels):
+    """The fused CPU kernels: each direction in one pass where nothing sits between the halves."""
+    name = "numba_cpu"
+    devices = ("cpu",)
+    layouts = ("rows", "columns")
+    priority = 10
+
+    def available(self):
+        return (True, "") if numba is not None else (False, "numba is not installed (pip install 'tinygrad-norm[fast]')"
+                                                            " or TINYGRAD_NORM_NUMBA=0")
+
+    def forward(self, plan, x, w, b, eps):
+        """y, mean, var in one fused pass."""
+        (kernel, extra), (shape, stats, params) = _kernel(plan.layout, 0), _shapes(plan.layout)
+        x_ = _compute(x, shape)
+        out = np.empty_like(x_)
+        # float64 statistics, the accumulators' precision: backward subtracts a mean that was not rounded to
+        # float32 (on float32 data offset by 1e6 a rounded mean is 0.03 off, and so was every input gradient)
+        mean, var = np.empty(stats), np.empty(stats)
+        w_ = _param_view(w, plan, x_.dtype, params)
+        b_ = np.zeros_like(w_) if b is None else _param_view(b, plan, x_.dtype, params)
+        kernel(x_, w_, b_, eps, plan.center, out, mean, var, *extra)
+        return (out.astype(x.dtype, copy=False).reshape(x.shape),
+                mean.reshape(plan.stats_shape) if plan.center else None, var.reshape(plan.stats_shape))
+
+    def backward(self, plan, x, dy, mean, var, w, eps):
+        """dx, dw, db in one fused pass (batch statistics)."""
+        (kernel, extra), (shape, stats, params) = _kernel(plan.layout, 1), _shapes(plan.layout)
+        x_, dy_ = _compute(x, shape), _compute(dy, shape)
+        dx = np.empty_like(x_)
+        w_ = _param_view(w, plan, x_.dtype, params)
+        mean_, var_ = _stat(mean, plan, stats), _stat(var, plan, stats)
+        if plan.layout[0] == "rows":  # partial sums per parallel chunk of rows (no races)
+            chunks = max(1, min(stats[0] * stats[1], numba.get_num_threads()))
+            dw, db = np.zeros((chunks, *params)), np.zeros((chunks, *params))
+        else:  # partial sums per ghost batch
+            dw, db = np.empty(stats), np.empty(stats)
         kernel(x_, dy_, w_, mean_, var_, eps, plan.center, dx, dw, db, *extra)
-    if w is None:
-        return dx.astype(x.dtype, copy=False).reshape(x.shape), None, None
-    return dx.astype(x.dtype, copy=False).reshape(x.shape), fold_param_grad(plan, dw, w), fold_param_grad(plan, db, w)
+        dx = dx.astype(x.dtype, copy=False).reshape(x.shape)
+        if w is None:
+            return dx, None, None
+        return dx, fold_param_grad(plan, dw.sum(axis=0), w), fold_param_grad(plan, db.sum(axis=0), w)
+
+    # the halves: numba for columns, the reference's elsewhere
+    def statistics(self, plan, x):
+        kernel = _half(plan, "statistics")
+        if kernel is None:
+            return reference.statistics(plan, x)
+        shape, stats, _ = _shapes(plan.layout)
+        mean, var = np.empty(stats), np.empty(stats)  # float64, as forward's
+        kernel(_compute(x, shape), plan.center, mean, var)
+        return (mean.reshape(plan.stats_shape) if plan.center else None), var.reshape(plan.stats_shape)
+
+    def normalize(self, plan, x, mean, var, w, b, eps):
+        kernel = _half(plan, "normalize")
+        if kernel is None:
+            return reference.normalize(plan, x, mean, var, w, b, eps)
+        shape, stats, params = _shapes(plan.layout)
+        x_ = _compute(x, shape)
+        out, w_ = np.empty_like(x_), _param_view(w, plan, x_.dtype, params)
+        b_ = np.zeros_like(w_) if b is None else _param_view(b, plan, x_.dtype, params)
+        kernel(x_, w_, b_, _stat(mean, plan, stats), _stat(var, plan, stats), eps, out)
+        return out.astype(x.dtype, copy=False).reshape(x.shape)
+
+    def grad_sums(self, plan, x, dy, mean, var, w, eps):
+        kernel = _half(plan, "grad_sums")
+        if kernel is None:
+            return reference.grad_sums(plan, x, dy, mean, var, w, eps)
+        shape, stats, params = _shapes(plan.layout)
+        x_, dy_ = _compute(x, shape), _compute(dy, shape)
+        dw, db = np.empty(stats), np.empty(stats)
+        kernel(x_, dy_, _stat(mean, plan, stats), _stat(var, plan, stats), eps, dw, db)
+        scale = _param_view(w, plan, np.float64, params)  # γ per column: Σg = γ·Σdy, Σg·x̂ = γ·Σdy·x̂
+        sums = [(scale * s).astype(x_.dtype).reshape(plan.stats_shape) for s in (db, dw)]
+        if w is None:
+            return (*sums, None, None)
+        return (*sums, fold_param_grad(plan, dw.sum(axis=0), w), fold_param_grad(plan, db.sum(axis=0), w))
+
+    def input_grad(self, plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
+        kernel = _half(plan, "input_grad")
+        if kernel is None:
+            return reference.input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count)
+        shape, stats, params = _shapes(plan.layout)
+        x_, dy_ = _compute(x, shape), _compute(dy, shape)
+        dx, fixed = np.empty_like(x_), sum_g is None
+        kernel(x_, dy_, _param_view(w, plan, x_.dtype, params), _stat(mean, plan, stats), _stat(var, plan, stats),
+               eps, _stat(sum_g, plan, stats), _stat(sum_gx, plan, stats), float(count), plan.center, fixed, dx)
+        return dx.astype(x.dtype, copy=False).reshape(x.shape)
 
 
-# ---- the halves (see kernels/__init__.py): numba for columns, the reference's elsewhere ---------------------
-def statistics(plan, x):
-    kernel, shape = _half(plan, "statistics")
-    if kernel is None:
-        return reference.statistics(plan, x)
-    x_ = _compute(x, shape)
-    mean, var = np.empty(shape[1]), np.empty(shape[1])  # float64, as forward's
-    kernel(x_, plan.center, mean, var)
-    return (mean.reshape(plan.stats_shape) if plan.center else None), var.reshape(plan.stats_shape)
-
-
-def normalize(plan, x, mean, var, w, b, eps):
-    kernel, shape = _half(plan, "normalize")
-    if kernel is None:
-        return reference.normalize(plan, x, mean, var, w, b, eps)
-    x_ = _compute(x, shape)
-    out, w_ = np.empty_like(x_), _param_view(w, plan, x_.dtype)
-    b_ = np.zeros_like(w_) if b is None else _param_view(b, plan, x_.dtype)
-    kernel(x_, w_, b_, _column_stat(mean, shape), _column_stat(var, shape), eps, out)
-    return out.astype(x.dtype, copy=False).reshape(x.shape)
-
-
-def grad_sums(plan, x, dy, mean, var, w, eps):
-    kernel, shape = _half(plan, "grad_sums")
-    if kernel is None:
-        return reference.grad_sums(plan, x, dy, mean, var, w, eps)
-    x_, dy_ = _compute(x, shape), _compute(dy, shape)
-    dw, db = np.empty(shape[1]), np.empty(shape[1])
-    kernel(x_, dy_, _column_stat(mean, shape), _column_stat(var, shape), eps, dw, db)
-    scale = _param_view(w, plan, np.float64)  # γ per column: Σg = γ·Σdy, Σg·x̂ = γ·Σdy·x̂
-    sums = [(scale * s).astype(x_.dtype).reshape(plan.stats_shape) for s in (db, dw)]
-    params = (None, None) if w is None else (fold_param_grad(plan, dw, w), fold_param_grad(plan, db, w))
-    return (*sums, *params)
-
-
-def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
-    kernel, shape = _half(plan, "input_grad")
-    if kernel is None:
-        return reference.input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count)
-    x_, dy_ = _compute(x, shape), _compute(dy, shape)
-    dx, fixed = np.empty_like(x_), sum_g is None
-    sums = [np.zeros(shape[1]) if fixed else s.reshape(shape[1]).astype(np.float64) for s in (sum_g, sum_gx)]
-    kernel(x_, dy_, _param_view(w, plan, x_.dtype), _column_stat(mean, shape), _column_stat(var, shape), eps,
-           *sums, float(count), plan.center, fixed, dx)
-    return dx.astype(x.dtype, copy=False).reshape(x.shape)
-
-
-def _column_stat(s, shape):
-    """A statistic (plan.stats_shape, or None without centering) as the columns kernels read it: (K,)."""
-    return np.zeros(shape[1]) if s is None else np.ascontiguousarray(s, np.float64).reshape(shape[1])
+BACKEND = NumbaCpu()

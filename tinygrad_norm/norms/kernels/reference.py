@@ -11,7 +11,7 @@ float16 is computed in float32 and rounded once at the end. Statistics are two-p
 costs no precision. An empty input (a process with no rows of a synchronized batch) has zero statistics.
 """
 from ...backend import get_array_module
-from ..plan import stats_dtype
+from .interface import Kernels, param_in_view, stats_dtype
 
 
 def _wide(a):
@@ -19,57 +19,61 @@ def _wide(a):
     return a.astype(stats_dtype(a.dtype), copy=False)
 
 
-def _param(plan, p):
-    return None if p is None else p.reshape(plan.param_shape)
-
-
 def _xhat(plan, xv, mean, var, eps):
     r = 1 / get_array_module(xv).sqrt(var + var.dtype.type(eps))
     return (xv - mean if mean is not None else xv) * r, r
 
 
-def statistics(plan, x):
-    xv = _wide(x).reshape(plan.view)
-    mean_of = lambda a: a.sum(axis=plan.axes, keepdims=True) / max(plan.count, 1)  # empty input: zeros
-    if not plan.center:
-        return None, mean_of(xv * xv)
-    mean = mean_of(xv)
-    d = xv - mean
-    d *= d
-    return mean, mean_of(d)
+class Reference(Kernels):
+    """The array expressions: every plan, on NumPy or CuPy."""
+    name = "reference"
+    devices = ("cpu", "cuda")
+    layouts = None  # every plan, with a layout or without
+
+    def statistics(self, plan, x):
+        xv = _wide(x).reshape(plan.view)
+        mean_of = lambda a: a.sum(axis=plan.axes, keepdims=True) / max(plan.count, 1)  # empty input: zeros
+        if not plan.center:
+            return None, mean_of(xv * xv)
+        mean = mean_of(xv)
+        d = xv - mean
+        d *= d
+        return mean, mean_of(d)
 
 
-def normalize(plan, x, mean, var, w, b, eps):
-    y, _ = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
-    if w is not None:
-        y = y * _param(plan, w)
-    if b is not None:
-        y = y + _param(plan, b)
-    return y.astype(x.dtype, copy=False).reshape(x.shape)
+    def normalize(self, plan, x, mean, var, w, b, eps):
+        y, _ = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
+        if w is not None:
+            y = y * param_in_view(plan, w)
+        if b is not None:
+            y = y + param_in_view(plan, b)
+        return y.astype(x.dtype, copy=False).reshape(x.shape)
 
 
-def grad_sums(plan, x, dy, mean, var, w, eps):
-    xhat, _ = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
-    dyv = _wide(dy).reshape(plan.view)
-    dw = db = None
-    if w is not None:
-        dw = (dyv * xhat).sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype, copy=False)
-        db = dyv.sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype, copy=False)
-    g = dyv if w is None else dyv * _param(plan, w)
-    return g.sum(axis=plan.axes, keepdims=True), (g * xhat).sum(axis=plan.axes, keepdims=True), dw, db
+    def grad_sums(self, plan, x, dy, mean, var, w, eps):
+        xhat, _ = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
+        dyv = _wide(dy).reshape(plan.view)
+        dw = db = None
+        if w is not None:
+            dw = (dyv * xhat).sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype, copy=False)
+            db = dyv.sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype, copy=False)
+        g = dyv if w is None else dyv * param_in_view(plan, w)
+        return g.sum(axis=plan.axes, keepdims=True), (g * xhat).sum(axis=plan.axes, keepdims=True), dw, db
 
 
-def input_grad(plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
-    xhat, r = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
-    g = _wide(dy).reshape(plan.view)
-    if w is not None:
-        g = g * _param(plan, w)
-    if sum_g is None:
-        dx = g * r
-    else:
-        inv_count = 1 / max(count, 1)  # an empty input has nothing to scale
-        dx = g - sum_g * inv_count if plan.center else g.copy()
-        dx -= xhat * (sum_gx * inv_count)
-        dx *= r
-    return dx.astype(x.dtype, copy=False).reshape(x.shape)
+    def input_grad(self, plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
+        xhat, r = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
+        g = _wide(dy).reshape(plan.view)
+        if w is not None:
+            g = g * param_in_view(plan, w)
+        if sum_g is None:
+            dx = g * r
+        else:
+            inv_count = 1 / max(count, 1)  # an empty input has nothing to scale
+            dx = g - sum_g * inv_count if plan.center else g.copy()
+            dx -= xhat * (sum_gx * inv_count)
+            dx *= r
+        return dx.astype(x.dtype, copy=False).reshape(x.shape)
 
+
+BACKEND = Reference()

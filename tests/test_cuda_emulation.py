@@ -35,7 +35,7 @@ PLANS = {  # name: (layer, input shape); together every built-in pattern and eve
     "batch_plain": (lambda: nn.BatchNorm2d(6, affine=False), (8, 6, 5, 4)),
     "batch_no_bias": (lambda: nn.BatchNorm2d(6, bias=False), (4, 6, 3, 3)),
     "batch_rms": (lambda: BatchRMS(6), (8, 6, 5, 4)),                     # columns without centering
-    "layer": (lambda: nn.LayerNorm(4), (8, 6, 5, 4)),                     # rows, γ on every element
+    "layer": (lambda: nn.LayerNorm(4), (2, 6, 5, 4)),                     # rows, γ on every element
     "layer_wide": (lambda: nn.LayerNorm(600), (3, 600)),                  # a row longer than the block
     "layer_odd": (lambda: nn.LayerNorm(33), (2, 7, 33)),
     "layer_chw": (lambda: nn.LayerNorm((6, 5, 4)), (3, 6, 5, 4)),
@@ -52,7 +52,7 @@ PLANS = {  # name: (layer, input shape); together every built-in pattern and eve
     "instance_plain": (lambda: nn.InstanceNorm2d(6), (8, 6, 5, 4)),
     "instance_long": (lambda: nn.InstanceNorm1d(3, affine=True), (2, 3, 700)),
     "instance_one": (lambda: nn.InstanceNorm1d(3, affine=True), (2, 3, 1)),
-    "rms": (lambda: nn.RMSNorm(4, eps=1e-5), (8, 6, 5, 4)),              # rows without centering, no β
+    "rms": (lambda: nn.RMSNorm(4, eps=1e-5), (2, 6, 5, 4)),              # rows without centering, no β
     "rms_2d": (lambda: nn.RMSNorm((5, 4), eps=1e-5), (6, 5, 4)),
     "rms_wide": (lambda: nn.RMSNorm(530, eps=1e-5), (3, 530)),
     "per_channel_rows": (PerChannelRows, (8, 6, 4)),                      # rows with K > 1
@@ -197,10 +197,9 @@ def test_the_tier_covers_every_layout_and_kernel():
     """The plans reach both layouts with and without ghost batches, I = 1 and I > 1, and every kernel."""
     launched, layouts = set(), set()
 
-    class Recording(RawModule):
+    class Recording(RawModule):  # records which kernels are launched, and runs none (the outputs are not read)
         def get_function(self, name):
-            launched.add(name)
-            return super().get_function(name)
+            return lambda grid, block, args: launched.add(name)
     backend = cuda.CudaKernels(raw_module=Recording)
     for case in PLANS:
         plan, *arrays = inputs(case, "float32", 0.0)

@@ -212,6 +212,7 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help=f"the GPU cases at batch {SMOKE_BATCH} on the given "
                                                          "device: a check that they run, not a measurement")
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--only", default="", help="substring filter on case names")
     ap.add_argument("--json", default=None, help="where to write the results (default: benchmarks/results/"
                                                  "bench_training[_smoke][_cuda].json)")
     args = ap.parse_args(argv)
@@ -230,9 +231,11 @@ def main(argv=None):
         cases = GPU_CASES if gpu_cases else CPU_CASES
     rows = []
     for label, make, shape in cases:
+        if args.only not in label:
+            continue
         rows.append(run_case(torch, label, make, shape, args.device, args.repeat, check_loss=gpu_cases))
         free_device_memory(args.device, torch)
-    if not gpu_cases:
+    if not gpu_cases and args.only in "digits CNN + BN":
         times = train_digits(torch)
         rows.append({"name": "digits CNN + BN, 5 epochs end to end", "ours_ms": times[0] * 1e3,
                      "torch_ms": times[1] * 1e3 if torch else None})

@@ -9,10 +9,14 @@ import numpy as np
 
 
 def try_torch(threads=None):
+    """PyTorch (None where it is not installed) on `threads` threads, or on $BENCH_THREADS where that is set:
+    gpu_check.sh --smoke sets 1, since a smoke run measures nothing and PyTorch's threads, on a 2-core machine
+    that is busy with anything else, make it three times slower."""
     try:
         import torch
     except ImportError:
         return None
+    threads = int(os.environ.get("BENCH_THREADS") or 0) or threads
     if threads:
         torch.set_num_threads(threads)
     return torch

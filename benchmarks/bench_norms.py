@@ -39,6 +39,27 @@ import tinygrad_norm as tg  # noqa: E402
 from tinygrad_norm import nn  # noqa: E402
 from tinygrad_norm.backend import as_numpy  # noqa: E402
 
+def ghost_batch_norm(m, channels, k):
+    """Ghost batches of k samples: ours is the plugin. PyTorch has none; its side is the usual way to write one,
+    a reshape of (n·k, C, ...) into one BatchNorm over n·C channels (statistics per ghost batch and channel)
+    and back, without running statistics (ours keeps them)."""
+    if m is nn:
+        return nn.Norm("ghost_batch", channels, k=k)
+    torch = sys.modules["torch"]
+
+    class GhostBatchNorm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight, self.bias = torch.nn.Parameter(torch.ones(channels)), torch.nn.Parameter(torch.zeros(channels))
+
+        def forward(self, x):
+            n = x.shape[0] // k
+            v = x.reshape(n, k, channels, -1).transpose(0, 1).reshape(k, n * channels, -1)
+            y = torch.nn.functional.batch_norm(v, None, None, self.weight.repeat(n), self.bias.repeat(n), True, 0.0, 1e-5)
+            return y.reshape(k, n, channels, -1).transpose(0, 1).reshape(x.shape)
+    return GhostBatchNorm()
+
+
 # (label, constructor for a framework's nn module, input shape): the shapes issue 7 measured PyTorch on
 CASES = [
     ("BatchNorm2d (32,64,32,32)", lambda m: m.BatchNorm2d(64), (32, 64, 32, 32)),
@@ -50,6 +71,8 @@ CASES = [
     ("GroupNorm 8 groups (2,64,56,56)", lambda m: m.GroupNorm(8, 64), (2, 64, 56, 56)),
     ("RMSNorm last dim (64,128,512)", lambda m: m.RMSNorm(512), (64, 128, 512)),
     ("LocalResponseNorm(5) (32,64,32,32)", lambda m: m.LocalResponseNorm(5), (32, 64, 32, 32)),
+    ("GhostBatchNorm k=16 (128,64,16,16)", lambda m: ghost_batch_norm(m, 64, 16), (128, 64, 16, 16)),
+    ("GhostBatchNorm1d k=32 (1024,256)", lambda m: ghost_batch_norm(m, 256, 32), (1024, 256)),
 ]
 # the shapes of issue 10's H100 table, run on the GPU or with --large (each input is 0.2-0.4 GB in float32)
 LARGE = [

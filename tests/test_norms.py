@@ -90,30 +90,37 @@ def test_batchnorm_closed_form():
     np.testing.assert_allclose(bn(tg.Tensor(x)).numpy(), expected, rtol=1e-12)
 
 
-def test_ghost_batchnorm_closed_form_forward_backward_and_running_stats():
+@pytest.mark.parametrize("shape", [(8, 3, 2, 3), (8, 3), (8, 3, 600)])  # columns I > 1, I = 1 (wide), large
+def test_ghost_batchnorm_closed_form_forward_backward_and_running_stats(shape, kernels):
     """Each ghost batch of k samples is batch-normalized alone: per chunk and channel, x̂ = (x − μ)/σ and
-    dx = γ(g − mean(g) − x̂·mean(g·x̂))/σ over (k, H, W); the running mean moves by the chunks' average mean."""
+    dx = γ(g − mean(g) − x̂·mean(g·x̂))/σ over (k, ...); dγ = Σ dy·x̂ and dβ = Σ dy over every chunk; the running
+    mean moves by the chunks' average mean. On every CPU backend (the fused columns layout, G = 2)."""
     rng = np.random.default_rng(2)
-    x, dy = rng.standard_normal((8, 3, 2, 3)), rng.standard_normal((8, 3, 2, 3))
+    x, dy = rng.standard_normal(shape), rng.standard_normal(shape)
     gbn = nn.Norm("ghost_batch", 3, k=4, momentum=1.0).double()
     gbn.weight.data, gbn.bias.data = np.array([1.0, 2.0, 0.5]), np.array([0.0, -1.0, 3.0])
     xt = tg.Tensor(x, requires_grad=True)
     gbn(xt).backward(dy)
-    g, b = gbn.weight.data[:, None, None], gbn.bias.data[:, None, None]
-    out, dx, means = [], [], []
+    axes = (0,) + tuple(range(2, len(shape)))
+    along = lambda v: v.reshape((3,) + (1,) * (len(shape) - 2))
+    g, b = along(gbn.weight.data), along(gbn.bias.data)
+    out, dx, means, dw = [], [], [], 0
     for c in (slice(0, 4), slice(4, 8)):
-        mu = x[c].mean(axis=(0, 2, 3), keepdims=True)
-        sigma = np.sqrt(x[c].var(axis=(0, 2, 3), keepdims=True) + 1e-5)
+        mu = x[c].mean(axis=axes, keepdims=True)
+        sigma = np.sqrt(x[c].var(axis=axes, keepdims=True) + 1e-5)
         xhat = (x[c] - mu) / sigma
         out.append(xhat * g + b)
-        mean = lambda v: v.mean(axis=(0, 2, 3), keepdims=True)
+        mean = lambda v: v.mean(axis=axes, keepdims=True)
         dx.append(g * (dy[c] - mean(dy[c]) - xhat * mean(dy[c] * xhat)) / sigma)
         means.append(mu.ravel())
-    np.testing.assert_allclose(gbn(tg.Tensor(x)).numpy(), np.concatenate(out), rtol=1e-12)
+        dw = dw + (dy[c] * xhat).sum(axis=axes)
+    np.testing.assert_allclose(gbn(tg.Tensor(x)).numpy(), np.concatenate(out), rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(xt.grad.numpy(), np.concatenate(dx), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gbn.weight.grad.numpy(), dw, rtol=1e-10)
+    np.testing.assert_allclose(gbn.bias.grad.numpy(), dy.sum(axis=axes), rtol=1e-10)
     np.testing.assert_allclose(gbn.running_mean.numpy(), np.mean(means, axis=0), rtol=1e-6)
     gbn.eval()  # any batch size in eval mode: the running statistics serve each sample alone
-    assert gbn(tg.Tensor(x[:3])).shape == (3, 3, 2, 3)
+    assert gbn(tg.Tensor(x[:3])).shape == (3,) + shape[1:]
     with pytest.raises(PatternError, match="k=4 does not divide"):
         gbn.train()(tg.Tensor(x[:3]))
 

@@ -3,10 +3,11 @@
 NumPy's ufuncs run on one core and make a temporary per step; these make one parallel pass per statistic
 and save only the mean and variance (x̂ is recomputed in backward). They fuse each direction whole. The
 split halves (statistics, normalize, grad_sums, input_grad), used where statistics are combined between
-them, are numba kernels for columns (the layout of every norm that pools the batch axis, the ones that
-synchronize) and the reference kernels' elsewhere. The layouts are the plan's ("rows", "columns"); within them, rows whose
-γ varies along every element ("elementwise", LayerNorm) and columns of (N, C) input ("wide", BatchNorm1d)
-get kernels of their own. float16 runs in float32. Set TINYGRAD_NORM_NUMBA=0 to switch these off; the
+them and with eval mode's fixed statistics, are numba kernels for columns (the layout of every norm that
+pools the batch axis, the ones that synchronize) and the reference kernels' elsewhere. The layouts are the
+plan's ("rows", "columns" with its G ghost batches); within them, rows whose γ varies along every element
+("elementwise", LayerNorm) and columns of (N, C) input ("wide", BatchNorm1d) get kernels of their own.
+float16 runs in float32. Set TINYGRAD_NORM_NUMBA=0 to switch these off; the
 reference kernels are what they are tested against.
 """
 import math

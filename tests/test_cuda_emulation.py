@@ -425,3 +425,38 @@ def test_software_half_conversions_equal_numpys_bit_for_bit():
     got = np.array([lib.emu_float_to_half(float(f)) for f in floats], np.uint16)
     np.testing.assert_array_equal(got, floats.astype(np.float16).view(np.uint16))
     assert np.isnan(np.uint16(lib.emu_float_to_half(float("nan"))).view(np.float16))
+
+
+def test_a_training_run_through_the_emulated_kernels_gives_the_cpus_numbers(monkeypatch):
+    """TINYGRAD_NORM_KERNELS=cuda_emulated sends every norm of a model through the emulated CUDA kernels, by way of
+    the layers, the policy and the op: three SGD steps of a small CNN with BatchNorm, GroupNorm and ghost batches,
+    and a LayerNorm head, equal to the fused CPU kernels' in float64."""
+    import tinygrad_norm as tg
+    from tinygrad_norm import optim
+    from tinygrad_norm.nn import functional as F
+
+    def train():
+        tg.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                              nn.Conv2d(4, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.Norm("ghost_batch", 4, k=2),
+                              nn.Flatten(), nn.Linear(64, 10), nn.LayerNorm(10)).double()
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((4, 2, 4, 4)), rng.integers(0, 10, 4)
+        losses = []
+        for _ in range(3):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(tg.Tensor(x)), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        chosen = {layer.plan((4, 4, 4, 4) if i < 6 else (4, 10)).kernels.name
+                  for i, layer in enumerate(model) if i in (1, 4, 5, 8)}
+        return losses, [p.numpy() for p in model.parameters()], chosen
+    losses, params, chosen = train()
+    monkeypatch.setenv("TINYGRAD_NORM_KERNELS", "cuda_emulated")
+    emulated_losses, emulated_params, emulated_chosen = train()
+    assert emulated_chosen == {"cuda_emulated"} and "cuda_emulated" not in chosen
+    np.testing.assert_allclose(emulated_losses, losses, rtol=1e-12)
+    for a, b in zip(emulated_params, params):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

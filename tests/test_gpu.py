@@ -12,7 +12,9 @@ pytestmark = pytest.mark.skipif(not ok, reason=f"needs a GPU: {why}")
 
 NORMS = [(lambda: nn.BatchNorm2d(6), (8, 6, 5, 4)), (lambda: nn.LayerNorm((5, 4)), (8, 6, 5, 4)),
          (lambda: nn.InstanceNorm2d(6, affine=True), (8, 6, 5, 4)), (lambda: nn.GroupNorm(3, 6), (8, 6, 5, 4)),
-         (lambda: nn.RMSNorm(4), (8, 6, 5, 4)), (lambda: nn.LocalResponseNorm(3), (8, 6, 5, 4))]
+         (lambda: nn.RMSNorm(4), (8, 6, 5, 4)), (lambda: nn.LocalResponseNorm(3), (8, 6, 5, 4)),
+         (lambda: nn.Norm("ghost_batch", 6, k=2), (8, 6, 5, 4)), (lambda: nn.BatchNorm1d(6), (16, 6)),
+         (lambda: nn.LayerNorm(600), (3, 600))]  # ghost batches (G > 1), I = 1, a row longer than the block
 
 
 def run(make, shape, device):

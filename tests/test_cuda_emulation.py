@@ -460,3 +460,14 @@ def test_a_training_run_through_the_emulated_kernels_gives_the_cpus_numbers(monk
     np.testing.assert_allclose(emulated_losses, losses, rtol=1e-12)
     for a, b in zip(emulated_params, params):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_the_portable_ucontext_fibers_give_the_same_results(monkeypatch):
+    """Off x86-64 the fibers switch with ucontext instead of the assembly switch; forced here, one kernel with
+    barriers and shuffles (block_sum's) must give the assembly build's bits."""
+    plan, x, dy, w, b, rm, rv = inputs("batch2d_odd", "float32", 0.0)
+    fast = run(plan, emulated(), x, dy, w, b, rm, rv)
+    monkeypatch.setattr(cuda_emulated, "FLAGS", cuda_emulated.FLAGS + ("-DEMU_UCONTEXT",))
+    portable = run(plan, emulated(), x, dy, w, b, rm, rv)
+    for name, value in fast.items():
+        np.testing.assert_array_equal(portable[name], value, err_msg=name)

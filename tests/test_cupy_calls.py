@@ -372,9 +372,9 @@ class Scan:
     branches: list
 
 
-def scan(trees):
+def scan(trees, producers=None):
     """Every array-module call, reference and CuPy-only branch in `trees` ({file: AST})."""
-    producers = find_producers(trees)
+    producers = find_producers(trees) if producers is None else producers
     first = [Scanner(f, producers) for f in trees]
     for s in first:
         s.visit(trees[s.file])
@@ -391,9 +391,16 @@ def scan_source(text, file="<synthetic>"):
 
 
 @functools.lru_cache(maxsize=None)
+def project_producers():
+    """The project's trees and the producers found in them, made once."""
+    trees = parse_files()
+    return trees, find_producers(trees)
+
+
+@functools.lru_cache(maxsize=None)
 def project():
     """The scan of tinygrad_norm/ and plugins/, made once."""
-    return scan(parse_files())
+    return scan(*project_producers())
 
 
 # ---- checking against CuPy ----------------------------------------------------------------------------------
@@ -512,7 +519,7 @@ def test_scanner_finds_the_array_module_calls():
 
 def test_the_backends_module_functions_are_found_as_producers():
     """get_array_module, module_for and cupy_or_raise are found from their returns, not named in the scanner."""
-    producers = find_producers(parse_files())
+    producers = project_producers()[1]
     assert {"get_array_module", "module_for", "cupy_or_raise"} <= set(producers)
     assert producers["cupy_or_raise"].only_cupy and not producers["get_array_module"].only_cupy
 

@@ -59,18 +59,24 @@ __device__ double block_sum(double v, double* shared) {
     return v;
 }
 
-// The block's threads visit(e, q) every element e = ((g·P + p)·R + r)·Q + q of statistic s = g·R + r: run by
-// run, threads across q, with no division per element; runs shorter than the block are flattened instead.
+// The first element of statistic s = g·R + r, ((g·P)·R + r)·Q; its p-th run of Q starts p·R·Q after it.
+__device__ __forceinline__ long long statistic_start(long long s, long long P, long long R, long long Q) {
+    const long long g = s / R;
+    return (g * P * R + s - g * R) * Q;
+}
+
+// The block's threads visit(e, q) every element e = ((g·P + p)·R + r)·Q + q of statistic s: run by run,
+// threads across q, with no division per element; runs shorter than the block are flattened instead.
 template <class Visit>
 __device__ void for_each_in_statistic(long long s, long long P, long long R, long long Q, Visit visit) {
-    const long long g = s / R, r = s - g * R;
+    const long long start = statistic_start(s, P, R, Q), stride = R * Q;
     if (Q >= blockDim.x) {
         for (long long p = 0; p < P; ++p)
-            for (long long q = threadIdx.x, base = ((g * P + p) * R + r) * Q; q < Q; q += blockDim.x) visit(base + q, q);
+            for (long long q = threadIdx.x, base = start + p * stride; q < Q; q += blockDim.x) visit(base + q, q);
     } else {
         for (long long t = threadIdx.x; t < P * Q; t += blockDim.x) {
             long long p = t / Q, q = t - p * Q;
-            visit(((g * P + p) * R + r) * Q + q, q);
+            visit(start + p * stride + q, q);
         }
     }
 }
@@ -106,8 +112,8 @@ __device__ __forceinline__ long long param_index(long long s, long long q, long 
 extern "C" __global__ void statistics(const T* x, F* mean, F* var, long long P, long long R, long long Q,
                                       int center) {
     __shared__ double shared[32];
-    const long long s = blockIdx.x, n = P * Q, g = s / R;
-    const double shift = center ? (double)ld(x, ((g * P) * R + s - g * R) * Q) : 0.0;
+    const long long s = blockIdx.x, n = P * Q;
+    const double shift = center ? (double)ld(x, statistic_start(s, P, R, Q)) : 0.0;
     double s1 = 0.0, s2 = 0.0;
     for_each_in_statistic(s, P, R, Q, [&](long long e, long long) {
         double d = (double)ld(x, e) - shift;

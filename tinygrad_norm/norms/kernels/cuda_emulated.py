@@ -71,7 +71,7 @@ def emulated_source(code):
                              code[code.index("asm("):].split("\n")[0])
     entries = [f'extern "C" int emu_launch_{name}(emu::Launch* l, void** a) {{\n'
                f'    return emu::launch(l, [a] {{ {name}(' +
-               ", ".join(f"*({ctype}*)a[i]".replace("a[i]", f"a[{i}]") for i, (ctype, _) in enumerate(params)) +
+               ", ".join(f"*({ctype}*)a[{i}]" for i, (ctype, _) in enumerate(params)) +
                "); });\n}\n" for name, params in signatures(code).items()]
     return f'#include "{HEADER}"\n#line 1 "kernels.cu"\n' + code + '\n#line 1 "launchers.cpp"\n' + "".join(entries)
 

@@ -102,7 +102,7 @@ def param_block(plan, p, dtype):
         return None
     xp = get_array_module(p)
     _, _, (lo, hi) = plan.layout
-    block = param_in_view(plan, p.astype(dtype, copy=False)).reshape(plan.param_shape[lo:hi])
+    block = p.astype(dtype, copy=False).reshape(plan.param_shape[lo:hi])
     return xp.ascontiguousarray(xp.broadcast_to(block, plan.view[lo:hi]))
 
 

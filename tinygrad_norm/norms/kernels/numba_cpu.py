@@ -314,22 +314,25 @@ def _param_view(p, plan, dtype, shape):
 def _shapes(layout):
     """(array shape the layout's kernels take, statistics shape they hold, parameter shape they read)."""
     kind, sizes, _ = layout
-    if kind == "rows":
-        shape = sizes if sizes[3] != 1 else sizes[:3]
+    shape = sizes if sizes[3] != 1 else sizes[:3]  # I = 1: the three-axis kernels (elementwise rows, wide columns)
+    if kind == "rows":  # (B, K, Ip, Ir)
         return shape, sizes[:2], sizes[1:3]
-    shape = sizes if sizes[3] != 1 else sizes[:3]  # columns (G, B, K, I); (G, B, K) for I = 1
-    return shape, (sizes[0], sizes[2]), sizes[2:3]
+    return shape, (sizes[0], sizes[2]), sizes[2:3]  # columns (G, B, K, I)
+
+
+def _compiled(pair, sizes):
+    """The parallel compilation of a (parallel, serial) pair for large inputs, else the serial one."""
+    return pair[0 if math.prod(sizes) >= PARALLEL_MIN else 1]
 
 
 def _kernel(layout, direction):
     """(kernel, extra arguments) for a layout; parallel only for large inputs."""
     kind, sizes, _ = layout
-    threads = math.prod(sizes) >= PARALLEL_MIN
-    pick = lambda name: KERNELS[name][direction][0 if threads else 1]
+    pick = lambda name: _compiled(KERNELS[name][direction], sizes)
     if kind == "rows":
         return (pick("elementwise"), ()) if sizes[3] == 1 else (pick("rows"), ())
     if sizes[3] == 1:
-        blocks = min(sizes[2], 4 * numba.get_num_threads()) if threads else 1
+        blocks = min(sizes[2], 4 * numba.get_num_threads()) if math.prod(sizes) >= PARALLEL_MIN else 1
         return pick("wide"), (blocks,)
     return pick("columns"), ()
 
@@ -342,7 +345,7 @@ def _half(plan, name):
     kind, sizes, _ = plan.layout
     if kind != "columns" or sizes[3] == 1:
         return None
-    return HALVES["_columns_" + name][0 if math.prod(sizes) >= PARALLEL_MIN else 1]
+    return _compiled(HALVES["_columns_" + name], sizes)
 
 
 def _compute(a, shape):

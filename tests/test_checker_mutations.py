@@ -90,13 +90,31 @@ class Doubling(Function):
     def forward(self, x):
         return x * 2
 
-    def backward(self, g):
+    def backward(self, g, y, x):
         return g * 3
 
 
 class WrongGradient(Instance):
     def forward(self, x):
         return Doubling.apply(super().forward(x)) * 0.5
+
+
+class CubeWrongOnTensors(Function):
+    """x³ whose backward is right on arrays and off by 1% on Tensors: only the second derivative is wrong."""
+    def forward(self, x):
+        return x ** 3
+
+    def backward(self, g, y, x):
+        return g * 3 * x * x * (1.01 if isinstance(g, tg.Tensor) else 1)
+
+
+class WrongSecondDerivative(Instance):
+    def forward(self, x):
+        return CubeWrongOnTensors.apply(super().forward(x))
+
+    def reference(self, x):
+        xhat = (x - x.mean(axis=2, keepdims=True)) / np.sqrt(x.var(axis=2, keepdims=True) + self.eps)
+        return (xhat * self.weight.numpy()[:, None] + self.bias.numpy()[:, None]) ** 3
 
 
 class IgnoresRunningStats(NormLayer):
@@ -178,6 +196,7 @@ MUTANTS = [
     (CentresAnyway, "unit mean square (no centering) over the reduced axes"),
     (Promotes, "output shape and dtype"),
     (WrongGradient, "gradient check"),
+    (WrongSecondDerivative, "second-derivative check"),
     (IgnoresRunningStats, "running statistics and eval mode"),
     (BiasedRunningVar, "running statistics and eval mode"),
     (Raises, "gradient check"),

@@ -119,7 +119,7 @@ class BadGradient(Function):
     def forward(self, x):
         return x * 2
 
-    def backward(self, g):
+    def backward(self, g, y, x):
         return g * 3  # wrong: should be 2
 
 
@@ -224,7 +224,8 @@ def test_a_third_party_weight_plugin_gets_the_same_checks_as_the_builtin():
     report = norms.check(ScaledWeight)
     assert report.ok, str(report)
     assert [name for name, _, _ in report.results] == [name for name, _, _ in norms.check("weight").results] == [
-        "gradient check", "output shape and dtype", "the weight follows the plugin's parameters"]
+        "gradient check", "second-derivative check", "output shape and dtype",
+        "the weight follows the plugin's parameters"]
     frozen = norms.check(FrozenWeight)
     assert "the weight follows the plugin's parameters" in [name for name, ok, _ in frozen.results if not ok]
     norms.register(ScaledWeight, name="scaled_weight")

@@ -1,8 +1,8 @@
 """tinygrad_norm: a small autograd framework on NumPy/CuPy whose centrepiece is normalization plugins."""
-from .autograd import Function, is_grad_enabled, no_grad
+from .engine import Function, enable_grad, grad, is_grad_enabled, no_grad
 from .backend import DeviceError, get_array_module, gpu_available
-from .gradcheck import GradcheckError, gradcheck, gradcheck_module
-from . import data, distributed, nn, optim
+from .gradcheck import GradcheckError, gradcheck, gradcheck_module, gradgradcheck, gradgradcheck_module
+from . import autograd, data, distributed, nn, optim
 from .random import manual_seed
 from .serialization import load, save
 from .tensor import (Tensor, as_tensor, cat, concatenate, from_numpy, maximum, minimum, ones, rand, randn, stack, tensor,

@@ -1,7 +1,7 @@
-"""Numerical gradient check: autograd's gradients against central differences in float64."""
+"""Numerical gradient checks: autograd's first and second derivatives against central differences in float64."""
 import numpy as np
 
-from .autograd import no_grad
+from .engine import enable_grad, grad, no_grad
 from .backend import as_numpy
 from .tensor import Tensor
 
@@ -45,34 +45,80 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
     total, weights = _projection(fn, xs, None)
     if not total.requires_grad:
         raise GradcheckError("fn's output does not depend on any checked input through the graph")
-    total.backward()
-    for i in checked:
+    analytic = grad(total, [xs[i] for i in checked], allow_unused=True)
+    _compare(lambda: _projection(fn, xs, weights)[0].item(), xs, checked, analytic, eps, atol, rtol, "gradcheck")
+    return True
+
+
+def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
+    """Check fn's second derivatives: the gradient of the first derivative (create_graph=True) against
+    central differences of the first derivative, in float64, w.r.t. each checked input.
+
+    With s(x) = Σ_i <u_i, ∂<w, fn(x)>/∂x_i> for fixed random cotangents w and u, ds/dx from a second
+    backward pass is compared with (s(x + eps) - s(x - eps)) / 2eps, where each s is one plain backward.
+    Returns True or raises GradcheckError (which names the input and the element)."""
+    xs, checked = _as_float64_inputs(inputs)
+    targets = [xs[i] for i in checked]
+    total, weights = _projection(fn, xs, None)
+    if not total.requires_grad:
+        raise GradcheckError("fn's output does not depend on any checked input through the graph")
+    rng = np.random.default_rng(1)
+    us = [rng.standard_normal(x.shape) for x in targets]
+
+    def second(first):
+        return sum(((g * Tensor(u, dtype=g.dtype, device=g.device)).sum() for g, u in zip(first, us) if g is not None),
+                   Tensor(0.0, dtype=np.float64))
+
+    s = second(grad(total, targets, create_graph=True, allow_unused=True))
+    analytic = grad(s, targets, allow_unused=True) if s.requires_grad else [None] * len(targets)
+
+    def numeric_s():
+        with enable_grad():
+            first = grad(_projection(fn, xs, weights)[0], targets, allow_unused=True)
+        return second(first).item()
+    _compare(numeric_s, xs, checked, analytic, eps, atol, rtol, "gradgradcheck")
+    return True
+
+
+def _compare(scalar, xs, checked, analytic, eps, atol, rtol, what):
+    """Each checked input's `analytic` gradient (None: zero) against central differences of scalar()."""
+    for i, g in zip(checked, analytic):
         x = xs[i]
-        analytic = np.zeros(x.shape) if x.grad is None else as_numpy(x.grad.data)
+        found = np.zeros(x.shape) if g is None else as_numpy(g.data)
         numeric = np.zeros(x.shape)
         flat = x.data.reshape(-1)
         with no_grad():
             for k in range(flat.size):
                 orig = flat[k].item()  # a number: CuPy's flat[k] is a view that the next line would change
                 flat[k] = orig + eps
-                hi = _projection(fn, xs, weights)[0].item()
+                hi = scalar()
                 flat[k] = orig - eps
-                lo = _projection(fn, xs, weights)[0].item()
+                lo = scalar()
                 flat[k] = orig
                 numeric.reshape(-1)[k] = (hi - lo) / (2 * eps)
-        err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        err = np.abs(found - numeric) - (atol + rtol * np.abs(numeric))
         if not np.all(err <= 0):  # also catches NaN
             k = np.unravel_index(np.nanargmax(np.where(np.isnan(err), np.inf, err)), x.shape)
             raise GradcheckError(
-                f"gradcheck failed for input {i} (shape {x.shape}) at element {tuple(int(j) for j in k)}: "
-                f"autograd gives {analytic[k]:.8g}, central differences give {numeric[k]:.8g} "
-                f"(|difference| {abs(analytic[k] - numeric[k]):.3g} > atol {atol} + rtol {rtol} * |numeric|)")
-    return True
+                f"{what} failed for input {i} (shape {x.shape}) at element {tuple(int(j) for j in k)}: "
+                f"autograd gives {found[k]:.8g}, central differences give {numeric[k]:.8g} "
+                f"(|difference| {abs(found[k] - numeric[k]):.3g} > atol {atol} + rtol {rtol} * |numeric|)")
 
 
 def gradcheck_module(module, *inputs, fn=None, **tolerances):
     """gradcheck of module(*inputs), or fn(*inputs) calling the module, with respect to the inputs and every
     parameter of the module: float64 copies of the parameters are swapped in while fn runs."""
+    return gradcheck(*_with_parameters(module, inputs, fn), **tolerances)
+
+
+def gradgradcheck_module(module, *inputs, fn=None, **tolerances):
+    """gradgradcheck of module(*inputs) (or fn) w.r.t. the inputs and every parameter, as gradcheck_module."""
+    return gradgradcheck(*_with_parameters(module, inputs, fn), **tolerances)
+
+
+def _with_parameters(module, inputs, fn):
+    """(a function of inputs and parameters that runs the module with those parameters swapped in, its
+    arguments: the inputs, then copies of the parameters, all requiring grad)."""
     slots = [(m, name) for m in module.modules() for name, p in m._parameters.items() if p is not None]
     call = fn or module
 
@@ -87,4 +133,4 @@ def gradcheck_module(module, *inputs, fn=None, **tolerances):
                 m._parameters[name] = p
     params = [Tensor(m._parameters[name].data, requires_grad=True) for m, name in slots]
     inputs = [Tensor(x.data, requires_grad=True) if isinstance(x, Tensor) and x.dtype.kind == "f" else x for x in inputs]
-    return gradcheck(run, *inputs, *params, **tolerances)
+    return (run, *inputs, *params)

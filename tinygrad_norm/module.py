@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .autograd import module_scope
+from .engine import module_scope
 from .backend import as_numpy, check_dtype, is_array, to_device
 from .checkpoint import CheckpointError, checkpoint_path, read_checkpoint, write_checkpoint  # noqa: F401 (re-exported)
 from .tensor import Tensor

@@ -4,7 +4,7 @@ import operator
 
 import numpy as np
 
-from . import autograd, ops
+from . import engine, ops
 from .backend import (DEVICES, as_numpy, check_device, check_dtype, check_same_device, device_of, get_array_module,
                       is_array, module_for, to_device)
 from .dtypes import DEFAULT_FLOAT, float_of, is_weak, result_type, sum_of
@@ -139,9 +139,10 @@ class Tensor:
     def contiguous(self, memory_format=None):
         return self  # every array here is laid out in order, or copied when an op needs it so
 
-    def astype(self, dtype):
+    def astype(self, dtype, copy=True):
         """This tensor in `dtype`; differentiable between floating-point dtypes (the gradient is cast back), a
-        constant when cast to an integer or bool dtype (as PyTorch's .to(dtype))."""
+        constant when cast to an integer or bool dtype (as PyTorch's .to(dtype)). The dtype it has already
+        gives self back (NumPy's copy=False; a Tensor is never changed in place by a cast)."""
         dtype = check_dtype(dtype)
         if dtype == self.dtype:
             return self
@@ -158,21 +159,11 @@ class Tensor:
         return f"Tensor({body}{''.join(', ' + e for e in extra)})"
 
     # ---- autograd ---------------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
-        """Accumulate d(self)/d(leaf) into every leaf's `.grad`. `grad` defaults to 1 for a scalar."""
-        if not self.requires_grad:
-            raise RuntimeError("backward() on a tensor that does not require grad (no leaf it came from has "
-                               "requires_grad=True, or it was made under no_grad())")
-        xp = get_array_module(self.data)
-        if grad is None:
-            if self.data.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs a one-element output; this one has shape "
-                                   f"{self.shape}: call y.backward(grad) with a gradient of shape {self.shape}")
-            grad = xp.ones(self.shape, dtype=self.dtype)
-        grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
-        if grad.shape != self.shape:
-            raise ValueError(f"backward() got a gradient of shape {grad.shape} for an output of shape {self.shape}")
-        autograd.backward(self, grad, retain_graph)
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (or only into `inputs`'). `gradient` defaults
+        to 1 for a scalar. create_graph=True gives `.grad`s with a graph of their own, to differentiate again;
+        retain_graph defaults to create_graph, as in PyTorch."""
+        engine.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def retain_grad(self):
         """Keep `.grad` on this non-leaf tensor after backward."""
@@ -180,9 +171,16 @@ class Tensor:
         return self
 
     def _accumulate(self, g):
-        """grad += g, in place after the first (which is copied, so no graph array is ever aliased)."""
-        if self.grad is None:
+        """grad += g, in place after the first (which is copied, so no graph array is ever aliased); a Tensor
+        g (create_graph) is added out of place, so the sum keeps the graph of both; one without a graph is
+        copied too, since it may be another leaf's gradient as well."""
+        if isinstance(g, Tensor):
+            g = g.astype(self.dtype) if g.requires_grad else Tensor._from_array(g.data.astype(self.dtype, copy=True))
+            self.grad = g if self.grad is None else self.grad + g
+        elif self.grad is None:
             self.grad = Tensor._from_array(g.astype(self.dtype, copy=True))
+        elif self.grad.requires_grad:  # a gradient with a graph, now added to without one
+            self.grad = Tensor._from_array(self.grad.data + g)
         else:
             self.grad.data += g
 
@@ -481,6 +479,15 @@ class Tensor:
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"permute needs a permutation of 0..{self.ndim - 1}; got {axes}")
         return ops.Permute.apply(self, axes=axes)
+
+    def swapaxes(self, axis0, axis1):
+        """Swap two axes (PyTorch's and NumPy's swapaxes)."""
+        axes = list(range(self.ndim))
+        a, b = ops.one_axis(axis0, self.ndim), ops.one_axis(axis1, self.ndim)
+        axes[a], axes[b] = axes[b], axes[a]
+        return self.permute(axes)
+
+    swapdims = swapaxes
 
     def transpose(self, dim0=None, dim1=None):
         """Swap axes dim0 and dim1 (by default the last two; below 2-D there is nothing to swap). A 0-d or 1-D

@@ -12,9 +12,9 @@ Every check measures the plugin's actual output, against what the plugin guarant
     must match it on the same inputs. A plugin whose forward is its own (pattern None, or a forward that adds
     to the declared normalization, as FRN's threshold) must state one; without it that check fails.
 
-Besides: a float64 gradient check, the output's shape and dtype, independence from the samples outside
+Besides: float64 checks of the first and second derivatives, the output's shape and dtype, independence from the samples outside
 its statistics (the pattern's batch axis, or the first axis for an own forward), and running statistics and
-eval mode where it keeps them. Plugins that act on weights: gradient check through the reparametrized module,
+eval mode where it keeps them. Plugins that act on weights: both derivative checks through the reparametrized module,
 its output shape and dtype, and that its weight follows the plugin's parameters at every forward. Anything a
 plugin raises inside a check is that check's FAIL line, never an exception out of `check`.
 """
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..autograd import no_grad
-from ..gradcheck import gradcheck_module
+from ..engine import no_grad
+from ..gradcheck import gradcheck_module, gradgradcheck_module
 from ..tensor import Tensor
 from .layer import NormLayer
 from .registry import acts_on, display_name, resolve
@@ -81,6 +81,11 @@ def _build(cls, rng, dtype=np.float64):
 def _check_gradient(layer, x):
     gradcheck_module(layer, Tensor(x))
     return f"float64 central differences on input {x.shape} and {len(list(layer.parameters()))} parameter(s)"
+
+
+def _check_second_derivative(layer, x):
+    gradgradcheck_module(layer, Tensor(x))
+    return f"the gradient of the gradient (create_graph) against central differences of the gradient, float64"
 
 
 def _check_shape_dtype(layer, x, want_shape):
@@ -289,6 +294,7 @@ def _check_weight_plugin(cls, report, rng):
         report.results.append(("reparametrize the example's module", False, f"{type(e).__name__}: {e}"))
         return report
     _record(report, "gradient check", lambda: _check_gradient(module, x))
+    _record(report, "second-derivative check", lambda: _check_second_derivative(module, x))
     _record(report, "output shape and dtype", lambda: _check_shape_dtype(module, x, want_shape))
     _record(report, "the weight follows the plugin's parameters", lambda: _check_follows_parameters(module, added, x, rng))
     return report
@@ -308,6 +314,7 @@ def check(plugin, seed=0):
         report.results.append(("construct the example", False, f"{type(e).__name__}: {e}"))
         return report
     _record(report, "gradient check", lambda: _check_gradient(layer, x))
+    _record(report, "second-derivative check", lambda: _check_second_derivative(layer, x))
     _record(report, "output shape and dtype", lambda: _check_shape_dtype(layer, x, x.shape))
     declared = getattr(cls, "pattern", None) is not None
     own_forward = type(layer).forward is not NormLayer.forward

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..engine import no_grad
 from .. import world
 from ..module import Module, Parameter
 from ..tensor import Tensor

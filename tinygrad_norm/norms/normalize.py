@@ -5,10 +5,15 @@
 
 In eval mode the statistics are fixed (running averages) and dx = r·dy·γ. `sync`, when given, combines
 what each process computed locally between the halves, so the halves always run apart then:
-`sync.moments(count, mean, var) -> (count, mean, var)` and `sync.sums(Σg, Σg·x̂) -> (Σg, Σg·x̂)`, summed
-over every process.
+`sync.moments(count, mean, var) -> (count, mean, var)` and `sync.sums(*sums) -> sums`, each summed over
+every process.
+
+The gradient of the gradient (create_graph=True) is split the same way: dx is the op NormalizeGrad, whose
+backward is the closed form of the second derivative (the kernels' double_grad_sums, [sync.sums],
+double_grad); dγ = Σ dy·x̂ and dβ = Σ dy are ops on Tensors, with x̂ this op again without parameters.
 """
-from ..autograd import Function
+from ..engine import Function, is_tensor
+from .kernels import reference
 
 
 def forward(plan, x, w, b, eps, sync=None):
@@ -56,13 +61,50 @@ class Normalize(Function):
         else:
             (mean, var), count, self.batch_stats = self.stats, self.plan.count, None
             y = self.plan.kernels.normalize(self.plan, x, mean, var, weight, bias, self.eps)
-        self.x, self.weight, self.mean, self.var, self.count = x, weight, mean, var, count
+        self.mean, self.var, self.count = mean, var, count
         return y
 
-    def backward(self, dy):
-        dx, dw, db = backward(self.plan, self.x, dy, self.mean, self.var, self.weight, self.eps, self.count,
-                              self.sync, fixed=self.stats is not None)
-        return (dx, dw, db)[:len(self.needs_grad)]
+    def backward(self, dy, y, x, weight=None, bias=None):
+        if not is_tensor(dy):
+            dx, dw, db = backward(self.plan, x, dy, self.mean, self.var, weight, self.eps, self.count, self.sync,
+                                  fixed=self.stats is not None)
+            return (dx, dw, db)[:len(self.needs_grad)]
+        return self._graph_backward(dy, x, weight)
+
+    def _graph_backward(self, dy, x, w):
+        """dx, dγ, dβ as Tensors with a graph (create_graph=True)."""
+        plan, needs = self.plan, self.needs_grad
+        dx = dw = db = None
+        if needs[0]:
+            dx = NormalizeGrad.apply(x, dy, *([] if w is None else [w]), plan=plan, eps=self.eps, mean=self.mean,
+                                     var=self.var, count=self.count, sync=self.sync, fixed=self.stats is not None)
+        if w is not None and any(needs[1:]):
+            dyv = dy.astype(reference.stats_dtype(dy.dtype)).reshape(plan.view)
+            fold = lambda a: a.sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype)
+            if needs[1]:
+                xhat = Normalize.apply(x, plan=plan, eps=self.eps, stats=self.stats, sync=self.sync)
+                dw = fold(dyv * xhat.astype(dyv.dtype).reshape(plan.view))
+            db = fold(dyv) if len(needs) > 2 and needs[2] else None
+        return (dx, dw, db)[:len(needs)]
+
+
+class NormalizeGrad(Function):
+    """dx of the normalize op as an op of (x, dy, γ): forward is the kernels' backward; backward is the
+    second derivative in closed form, by the kernels' double_grad_sums and double_grad (the reference's where
+    a backend has none). Attributes: plan, eps, mean, var, count (the forward's statistics), sync, fixed."""
+    once_differentiable = True  # a third derivative through a norm is not built
+
+    def forward(self, x, dy, w=None):
+        return backward(self.plan, x, dy, self.mean, self.var, w, self.eps, self.count, self.sync, self.fixed)[0]
+
+    def backward(self, v, dx, x, dy, w=None):
+        kernels = self.plan.kernels if self.plan.kernels.double_grad is not None else reference.BACKEND
+        args = (self.plan, x, dy, v, self.mean, self.var, w, self.eps)
+        sums = None if self.fixed else kernels.double_grad_sums(*args)
+        if sums is not None and self.sync is not None:
+            sums = self.sync.sums(*sums)
+        gx, gdy, gw = kernels.double_grad(*args, sums, self.count)
+        return (gx, gdy, gw)[:len(self.needs_grad)]
 
 
 def normalize(x, params, plan, eps, stats=None, sync=None, **labels):

@@ -5,7 +5,8 @@ normalize op (see normalize.py), so every process normalizes with the statistics
 
     forward:  every process's (count, mean, M2 = count·var) -> the exact statistics of the union
     backward: Σg and Σg·x̂ summed over every process (dx needs them; dγ and dβ stay local, and their sum
-              over processes is the whole batch's, which is what data-parallel gradient averaging expects)
+              over processes is the whole batch's, which is what data-parallel gradient averaging expects);
+              the second derivative's sums likewise
 
 Merging (count, mean, M2) rather than summing x and x² keeps the precision of the two-pass statistics.
 """
@@ -55,8 +56,9 @@ class BatchSync:
         *merged_mean, merged_var = from_host_buffer(np.concatenate([s for s in (mean, var) if s is not None]), stats)
         return int(n), (merged_mean[0] if merged_mean else None), merged_var
 
-    def sums(self, sum_g, sum_gx):
-        """Σg and Σg·x̂ summed over every process (one all-reduce of both)."""
-        parts = [s for s in (sum_g, sum_gx) if s is not None]
-        *total_g, total_gx = from_host_buffer(self.world.all_reduce(to_host_buffer(parts, np.float64)), parts)
-        return (total_g[0] if total_g else None), total_gx
+    def sums(self, *sums):
+        """Each of the local sums (Σg, Σg·x̂ in backward; those of the second derivative in its backward)
+        summed over every process, in one all-reduce; None stays None."""
+        parts = [s for s in sums if s is not None]
+        totals = iter(from_host_buffer(self.world.all_reduce(to_host_buffer(parts, np.float64)), parts))
+        return tuple(None if s is None else next(totals) for s in sums)

@@ -2,12 +2,15 @@
 
 Forward views every sliding window through stride tricks (no copy until the BLAS matmul's im2col);
 backward scatters window gradients back with one strided add per kernel position (kh·kw adds, no
-loop over the batch, no np.add.at). Both directions share `windows` and `scatter_windows`.
+loop over the batch, no np.add.at). Both directions share `windows`; `unfold` (the im2col copy) and
+`fold` (its adjoint, the scatter) are also the ops Unfold and Fold, each the other's backward, so that
+a convolution's or a pool's gradient can be differentiated again.
 """
 import numpy as np
 
-from ..autograd import Function
+from ..engine import Function, is_tensor
 from ..backend import as_strided, get_array_module
+from .namespace import namespace_of
 
 
 def out_size(size, k, stride, pad, dilation):
@@ -31,9 +34,15 @@ def windows(xp_, kernel, stride, dilation, out_hw):
     return as_strided(xp_, shape, strides)
 
 
-def scatter_windows(gwin, in_shape, kernel, stride, dilation, padding):
-    """Adjoint of `windows` followed by padding: sum window gradients, laid out (N, C, kh, kw, OH, OW), into
-    (N, C, H, W): one strided add per kernel position."""
+def unfold(x, kernel, stride, dilation, padding, out_hw, value=0.0):
+    """x (N, C, H, W) padded by `padding` with `value` -> its windows laid out (N, C, kh, kw, OH, OW), copied."""
+    win = windows(pad_hw(x, padding, value), kernel, stride, dilation, out_hw)
+    return get_array_module(x).ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3))
+
+
+def fold(gwin, in_shape, kernel, stride, dilation, padding):
+    """Adjoint of `unfold`: sum window gradients, laid out (N, C, kh, kw, OH, OW), into (N, C, H, W): one
+    strided add per kernel position."""
     n, c, h, w = in_shape
     ((top, bottom), (left, right)), (sh, sw), (dh, dw) = padding, stride, dilation
     oh, ow = gwin.shape[4:6]
@@ -53,7 +62,6 @@ class Conv2d(Function):
     (N, G, O/G, OH·OW), which is already the output in NCHW order.
     """
     def forward(self, x, w, b=None):
-        xp = get_array_module(x)
         n, c, h, wd = x.shape
         o, cg, kh, kw = w.shape
         g = self.groups
@@ -64,27 +72,51 @@ class Conv2d(Function):
                   zip((h, wd), (kh, kw), self.stride, self.padding, self.dilation))
         if oh <= 0 or ow <= 0:
             raise ValueError(f"Conv2d: input {x.shape} is smaller than the kernel {(kh, kw)} (with dilation {self.dilation})")
-        win = windows(pad_hw(x, self.padding), (kh, kw), self.stride, self.dilation, (oh, ow))
-        self.cols = xp.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(n, g, cg * kh * kw, oh * ow)
-        self.wm = w.reshape(g, o // g, cg * kh * kw)
-        self.x_shape, self.w_shape, self.out_hw = x.shape, w.shape, (oh, ow)
-        out = (self.wm @ self.cols).reshape(n, o, oh, ow)
+        self.out_hw = oh, ow
+        self.cols = self._columns(x, w)
+        out = (w.reshape(g, o // g, cg * kh * kw) @ self.cols).reshape(n, o, oh, ow)
         if b is not None:
             out += b.reshape(1, o, 1, 1)
         return out
 
-    def backward(self, gy):
-        n, c, h, wd = self.x_shape
-        o, cg, kh, kw = self.w_shape
+    def _columns(self, x, w):
+        """x's windows as the matmul reads them, (N, G, C/G·kh·kw, OH·OW)."""
+        (n, c), (kh, kw), (oh, ow) = x.shape[:2], w.shape[2:], self.out_hw
+        cols = namespace_of(x).unfold(x, (kh, kw), self.stride, self.dilation, self.padding, self.out_hw)
+        return cols.reshape(n, self.groups, c // self.groups * kh * kw, oh * ow)
+
+    def backward(self, gy, y, x, w, b=None):
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
         g, (oh, ow) = self.groups, self.out_hw
         gm = gy.reshape(n, g, o // g, oh * ow)
-        gw = (gm @ self.cols.swapaxes(-1, -2)).sum(axis=0).reshape(self.w_shape) if self.needs_grad[1] else None
-        gx = None
+        gw = gx = None
+        if self.needs_grad[1]:
+            cols = self._columns(x, w) if is_tensor(gy) else self.cols  # on Tensors: computed again, differentiably
+            gw = (gm @ cols.swapaxes(-1, -2)).sum(axis=0).reshape(w.shape)
         if self.needs_grad[0]:
-            gwin = (self.wm.swapaxes(-1, -2) @ gm).reshape(n, c, kh, kw, oh, ow)
-            gx = scatter_windows(gwin, self.x_shape, (kh, kw), self.stride, self.dilation, self.padding)
+            gwin = (w.reshape(g, o // g, cg * kh * kw).swapaxes(-1, -2) @ gm).reshape(n, c, kh, kw, oh, ow)
+            gx = namespace_of(gy).fold(gwin, x.shape, (kh, kw), self.stride, self.dilation, self.padding)
         gb = gy.sum(axis=(0, 2, 3)) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         return gx, gw, gb
+
+
+class Unfold(Function):
+    """`unfold` as an op (attributes: kernel, stride, dilation, padding, out_hw, value); its backward is Fold."""
+    def forward(self, x):
+        return unfold(x, self.kernel, self.stride, self.dilation, self.padding, self.out_hw, self.value)
+
+    def backward(self, g, y, x):
+        return namespace_of(g).fold(g, x.shape, self.kernel, self.stride, self.dilation, self.padding)
+
+
+class Fold(Function):
+    """`fold` as an op (attributes: in_shape, kernel, stride, dilation, padding); its backward is Unfold."""
+    def forward(self, gwin):
+        return fold(gwin, self.in_shape, self.kernel, self.stride, self.dilation, self.padding)
+
+    def backward(self, g, y, gwin):
+        return namespace_of(g).unfold(g, self.kernel, self.stride, self.dilation, self.padding, gwin.shape[4:6])
 
 
 def pool_geometry(size, k, stride, pad, dilation, ceil_mode):
@@ -113,12 +145,13 @@ class _Pool2d(Function):
 
     def _scatter(self, gwin):
         """gwin laid out like the windows, (N, C, OH, OW, kh, kw)."""
+        xp = namespace_of(gwin)
         (kh, kw), (oh, ow) = self.kernel, gwin.shape[2:4]
         if self.stride == self.kernel and not any(self.sides[0] + self.sides[1]) and self.dilation == (1, 1) \
                 and (oh * kh, ow * kw) == self.x_shape[2:]:
-            return gwin.transpose(0, 1, 2, 4, 3, 5).reshape(self.x_shape)  # windows tile the input: nothing to add
-        return scatter_windows(gwin.transpose(0, 1, 4, 5, 2, 3), self.x_shape, self.kernel, self.stride,
-                               self.dilation, self.sides)
+            return xp.transpose(gwin, (0, 1, 2, 4, 3, 5)).reshape(self.x_shape)  # windows tile the input: nothing to add
+        return xp.fold(xp.transpose(gwin, (0, 1, 4, 5, 2, 3)), self.x_shape, self.kernel, self.stride,
+                       self.dilation, self.sides)
 
 
 class MaxPool2d(_Pool2d):
@@ -142,11 +175,10 @@ class MaxPool2d(_Pool2d):
         cols = xp.arange(ow) * sw - self.padding[1] + j * dw
         return (rows * self.x_shape[3] + cols).astype(np.int64)
 
-    def backward(self, g):
-        xp = get_array_module(g)
+    def backward(self, g, y, x):
         kh, kw = self.kernel
-        onehot = (self.arg[..., None] == xp.arange(kh * kw)).reshape(self.arg.shape + (kh, kw))
-        return self._scatter(onehot * g[..., None, None])
+        onehot = (self.arg[..., None] == get_array_module(self.arg).arange(kh * kw)).reshape(self.arg.shape + (kh, kw))
+        return self._scatter(g[..., None, None] * onehot)
 
 
 class AvgPool2d(_Pool2d):
@@ -170,7 +202,7 @@ class AvgPool2d(_Pool2d):
             counts.append(end - start)
         return np.outer(counts[0], counts[1])
 
-    def backward(self, g):
+    def backward(self, g, y, x):
         kh, kw = self.kernel
         shape = g.shape + (kh, kw)
-        return self._scatter(get_array_module(g).broadcast_to((g / self.divisor)[..., None, None], shape))
+        return self._scatter(namespace_of(g).broadcast_to((g / self.divisor)[..., None, None], shape))

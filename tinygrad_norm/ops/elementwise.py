@@ -3,8 +3,9 @@ import contextlib
 
 import numpy as np
 
-from ..autograd import Function
+from ..engine import Function, is_tensor
 from ..backend import get_array_module
+from .namespace import array_of, namespace_of
 
 
 class Cast(Function):
@@ -13,46 +14,42 @@ class Cast(Function):
         self.source = a.dtype
         return a.astype(self.dtype)
 
-    def backward(self, g): return g.astype(self.source, copy=False)
+    def backward(self, g, y, a): return g.astype(self.source, copy=False)
 
 
 class Add(Function):
     def forward(self, a, b): return a + b
-    def backward(self, g): return g, g
+    def backward(self, g, y, a, b): return g, g
 
 
 class Sub(Function):
     def forward(self, a, b): return a - b
-    def backward(self, g): return g, -g
+    def backward(self, g, y, a, b): return g, -g
 
 
 class Mul(Function):
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return a * b
+    def forward(self, a, b): return a * b
 
-    def backward(self, g):
-        return (g * self.b if self.needs_grad[0] else None), (g * self.a if self.needs_grad[1] else None)
+    def backward(self, g, y, a, b):
+        return (g * b if self.needs_grad[0] else None), (g * a if self.needs_grad[1] else None)
 
 
 class Div(Function):
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return a / b
+    def forward(self, a, b): return a / b
 
-    def backward(self, g):
-        ga = g / self.b
-        return ga, (-ga * self.a / self.b if self.needs_grad[1] else None)
+    def backward(self, g, y, a, b):
+        ga = g / b
+        return ga, (-ga * a / b if self.needs_grad[1] else None)
 
 
 class Neg(Function):
     def forward(self, a): return -a
-    def backward(self, g): return -g
+    def backward(self, g, y, a): return -g
 
 
 def _power(a, p):
     """a ** p, by square roots where p is a common fraction (several times cheaper than pow on floats)."""
-    xp = get_array_module(a)
+    xp = namespace_of(a)
     if p == 1:
         return a
     if p == 2:
@@ -68,110 +65,106 @@ def _power(a, p):
 
 class PowScalar(Function):
     """a ** p for a Python number p: d/da = p * a^(p-1) (= p * out / a for negative p, saving a pow); 0 for p = 0."""
-    def forward(self, a):
-        self.a = a
-        self.out = _power(a, self.p)
-        return self.out
+    def forward(self, a): return _power(a, self.p)
 
-    def backward(self, g):
+    def backward(self, g, y, a):
         if self.p == 0:
-            return get_array_module(g).zeros_like(g)
+            return namespace_of(g).zeros_like(g)
         if self.p < 0:
-            return g * self.p * self.out / self.a
-        return g * self.p * _power(self.a, self.p - 1)
+            return g * self.p * y / a
+        return g * self.p * _power(a, self.p - 1)
 
 
 class Pow(Function):
     """a ** b for a tensor exponent: d/da = b * a^(b-1), d/db = a^b * log(a). As PyTorch: d/da is 0 where b = 0
     and d/db is 0 where a = 0 and b >= 0 (the limits, where the formulas give 0 · inf)."""
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        self.out = a ** b
-        return self.out
+    def forward(self, a, b): return a ** b
 
-    def backward(self, g):
-        xp = get_array_module(g)
+    def backward(self, g, y, a, b):
+        xp = namespace_of(g)
         ga = gb = None
         with quiet(xp):
             if self.needs_grad[0]:
-                ga = xp.where(self.b == 0, 0, g * self.b * self.a ** (self.b - 1)).astype(g.dtype, copy=False)
+                ga = xp.where(array_of(b) == 0, 0, g * b * a ** (b - 1)).astype(g.dtype, copy=False)
             if self.needs_grad[1]:
-                gb = xp.where((self.a == 0) & (self.b >= 0), 0, g * self.out * xp.log(self.a)).astype(g.dtype, copy=False)
+                gb = xp.where((array_of(a) == 0) & (array_of(b) >= 0), 0, g * y * xp.log(a)).astype(g.dtype, copy=False)
         return ga, gb
 
 
 def quiet(xp):
-    """Silence NumPy's warnings where inf and NaN are expected along the way (CuPy never warns)."""
-    return np.errstate(divide="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
+    """Silence NumPy's warnings where inf and NaN are expected along the way (CuPy never warns); `xp` is an
+    array module or a backward's namespace (the Tensor one computes with NumPy or CuPy underneath)."""
+    return contextlib.nullcontext() if getattr(xp, "module", xp) not in (np, None) else \
+        np.errstate(divide="ignore", invalid="ignore")
 
 
 class Exp(Function):
-    def forward(self, a):
-        self.out = get_array_module(a).exp(a)
-        return self.out
-
-    def backward(self, g): return g * self.out
+    def forward(self, a): return get_array_module(a).exp(a)
+    def backward(self, g, y, a): return g * y
 
 
 class Log(Function):
-    def forward(self, a):
-        self.a = a
-        return get_array_module(a).log(a)
-
-    def backward(self, g): return g / self.a
+    def forward(self, a): return get_array_module(a).log(a)
+    def backward(self, g, y, a): return g / a
 
 
 class Sqrt(Function):
-    def forward(self, a):
-        self.out = get_array_module(a).sqrt(a)
-        return self.out
-
-    def backward(self, g): return g / (2 * self.out)
+    def forward(self, a): return get_array_module(a).sqrt(a)
+    def backward(self, g, y, a): return g / (2 * y)
 
 
 class Abs(Function):
-    def forward(self, a):
-        self.a = a
-        return abs(a)
-
-    def backward(self, g): return g * get_array_module(self.a).sign(self.a)
+    def forward(self, a): return abs(a)
+    def backward(self, g, y, a): return g * namespace_of(a).sign(a)
 
 
 class Tanh(Function):
-    def forward(self, a):
-        self.out = get_array_module(a).tanh(a)
-        return self.out
-
-    def backward(self, g): return g * (1 - self.out * self.out)
+    def forward(self, a): return get_array_module(a).tanh(a)
+    def backward(self, g, y, a): return g * (1 - y * y)
 
 
 class Sigmoid(Function):
     def forward(self, a):
-        xp = get_array_module(a)
-        self.out = 0.5 * (xp.tanh(0.5 * a) + 1)  # overflow-free form of 1 / (1 + exp(-a))
-        return self.out
+        return 0.5 * (get_array_module(a).tanh(0.5 * a) + 1)  # overflow-free form of 1 / (1 + exp(-a))
 
-    def backward(self, g): return g * self.out * (1 - self.out)
+    def backward(self, g, y, a): return g * y * (1 - y)
 
 
 class Gelu(Function):
-    """x·Φ(x) with Φ the normal CDF; 'tanh' uses PyTorch's tanh approximation of Φ."""
+    """x·Φ(x) with Φ the normal CDF; 'tanh' uses PyTorch's tanh approximation of Φ. What forward computes
+    for backward is kept on arrays and computed again (differentiably) on Tensors, by the same helpers."""
     def forward(self, a):
-        xp = get_array_module(a)
-        self.a = a
         if self.approximate == "tanh":
-            k = xp.sqrt(2 / xp.pi).astype(a.dtype)
-            self.t = xp.tanh(k * (a + 0.044715 * a ** 3))
-            self.dt = (1 - self.t ** 2) * k * (1 + 3 * 0.044715 * a ** 2)
+            self.t, self.dt = _tanh_gelu_parts(a)
             return 0.5 * a * (1 + self.t)
-        self.cdf = 0.5 * (1 + erf(a / xp.sqrt(2).astype(a.dtype)))
+        self.cdf = _normal_cdf(a)
         return a * self.cdf
 
-    def backward(self, g):
-        xp = get_array_module(g)
+    def backward(self, g, y, a):
+        xp = namespace_of(g)
         if self.approximate == "tanh":
-            return g * (0.5 * (1 + self.t) + 0.5 * self.a * self.dt)
-        return g * (self.cdf + self.a * xp.exp(-0.5 * self.a ** 2) / xp.sqrt(2 * xp.pi))
+            t, dt = _tanh_gelu_parts(a) if is_tensor(g) else (self.t, self.dt)
+            return g * (0.5 * (1 + t) + 0.5 * a * dt)
+        cdf = _normal_cdf(a) if is_tensor(g) else self.cdf
+        return g * (cdf + a * xp.exp(-0.5 * a ** 2) / float(np.sqrt(2 * np.pi)))
+
+
+def _tanh_gelu_parts(a):
+    """t = tanh(k·(a + 0.044715 a³)) with k = √(2/π), and dt/da."""
+    k = float(np.sqrt(2 / np.pi))
+    t = namespace_of(a).tanh(k * (a + 0.044715 * a ** 3))
+    return t, (1 - t ** 2) * k * (1 + 3 * 0.044715 * a ** 2)
+
+
+def _normal_cdf(a):
+    """Φ(a) = (1 + erf(a/√2)) / 2."""
+    return 0.5 * (1 + namespace_of(a).erf(a / float(np.sqrt(2))))
+
+
+class Erf(Function):
+    """erf(a); d/da = 2/√π · exp(-a²)."""
+    def forward(self, a): return erf(a)
+    def backward(self, g, y, a): return g * namespace_of(a).exp(-(a * a)) * float(2 / np.sqrt(np.pi))
 
 
 def erf(x):
@@ -205,7 +198,7 @@ class Relu(Function):
             self.mask = xp.logical_not(a <= 0)
         return xp.maximum(a, 0)  # not a * mask: -inf * 0 is NaN
 
-    def backward(self, g): return g * self.mask
+    def backward(self, g, y, a): return g * self.mask
 
 
 class Maximum(Function):
@@ -222,7 +215,7 @@ class Maximum(Function):
             self.share_b = (~self.beats(a, b)).astype(a.dtype) - half_ties
         return self.choose(xp)(a, b)
 
-    def backward(self, g):
+    def backward(self, g, y, a, b):
         return g * self.share_a, g * self.share_b
 
 
@@ -236,7 +229,7 @@ class Where(Function):
     def forward(self, a, b):
         return get_array_module(a, b).where(self.cond, a, b)
 
-    def backward(self, g):
+    def backward(self, g, y, a, b):
         return g * self.cond, g * ~self.cond
 
 
@@ -247,4 +240,4 @@ class Clip(Function):
         self.inside = (a >= (-xp.inf if self.low is None else self.low)) & (a <= (xp.inf if self.high is None else self.high))
         return xp.clip(a, self.low, self.high)
 
-    def backward(self, g): return g * self.inside
+    def backward(self, g, y, a): return g * self.inside

@@ -1,15 +1,12 @@
 """Matrix product with NumPy's rules: batched, broadcast, and the 1-D cases."""
-from ..autograd import Function
+from ..engine import Function
 
 
 class MatMul(Function):
     """out = a @ b. Backward: da = g @ bᵀ, db = aᵀ @ g, with 1-D operands promoted and squeezed back."""
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return a @ b
+    def forward(self, a, b): return a @ b
 
-    def backward(self, g):
-        a, b = self.a, self.b
+    def backward(self, g, y, a, b):
         if a.ndim == 1 and b.ndim == 1:
             return g * b, g * a
         a2 = a[None, :] if a.ndim == 1 else a
@@ -31,15 +28,14 @@ class Linear(Function):
 
     Backward: dx = g @ w, dw = gᵀ @ x and db = Σ g over the leading axes (flattened to one)."""
     def forward(self, x, w, b=None):
-        self.x, self.w = x, w
         out = x @ w.T
         if b is not None:
             out += b
         return out
 
-    def backward(self, g):
-        x2, g2 = self.x.reshape(-1, self.x.shape[-1]), g.reshape(-1, g.shape[-1])
-        gx = g @ self.w if self.needs_grad[0] else None
+    def backward(self, g, y, x, w, b=None):
+        x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+        gx = g @ w if self.needs_grad[0] else None
         gw = g2.T @ x2 if self.needs_grad[1] else None
         gb = g2.sum(axis=0) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         return gx, gw, gb

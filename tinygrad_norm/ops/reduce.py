@@ -3,9 +3,10 @@ import math
 
 import numpy as np
 
-from ..autograd import Function
+from ..engine import Function
 from ..backend import get_array_module
 from ..dtypes import float_of, sum_of
+from .namespace import namespace_of
 
 ACCUMULATE = {np.dtype(np.float16): np.float32}  # float16 sums add up in float32 (PyTorch's accumulation type)
 
@@ -61,9 +62,8 @@ class Sum(Function):
             return a.sum(axis=self.axes, keepdims=self.keepdims)
         return a.sum(axis=self.axes, keepdims=self.keepdims, dtype=ACCUMULATE.get(a.dtype, integers_in))
 
-    def backward(self, g):
-        xp = get_array_module(g)
-        return xp.broadcast_to(g.reshape(kept_shape(self.shape, self.axes)), self.shape)
+    def backward(self, g, y, a):
+        return namespace_of(g).broadcast_to(g.reshape(kept_shape(self.shape, self.axes)), self.shape)
 
 
 class Mean(Sum):
@@ -74,8 +74,8 @@ class Mean(Sum):
         self.n = math.prod(self.shape[i] for i in self.axes) or math.nan  # NaN: the mean of no elements
         return (out / out.dtype.type(self.n)).astype(float_of(a.dtype), copy=False)
 
-    def backward(self, g):
-        return super().backward(g / g.dtype.type(self.n))
+    def backward(self, g, y, a):
+        return super().backward(g / g.dtype.type(self.n), y, a)
 
 
 class Max(Function):
@@ -88,10 +88,12 @@ class Max(Function):
         self.mask = a == out
         self.kept = out.shape
         self.count = self.mask.sum(axis=axes, keepdims=True)
+        if a.dtype.kind == "f":  # the ties' share, in the gradient's dtype
+            self.count = self.count.astype(a.dtype)
         return out if self.keepdims else out.reshape([n for i, n in enumerate(a.shape) if i not in axes])
 
-    def backward(self, g):
-        return self.mask * (g.reshape(self.kept) / self.count)
+    def backward(self, g, y, a):
+        return g.reshape(self.kept) / self.count * self.mask
 
 
 class Min(Max):
@@ -103,8 +105,8 @@ class Cumsum(Function):
     def forward(self, a):
         return get_array_module(a).cumsum(a, axis=self.axis, dtype=ACCUMULATE.get(a.dtype)).astype(a.dtype, copy=False)
 
-    def backward(self, g):
-        xp = get_array_module(g)
+    def backward(self, g, y, a):
+        xp = namespace_of(g)
         return xp.flip(xp.cumsum(xp.flip(g, self.axis), axis=self.axis), self.axis)
 
 
@@ -127,5 +129,5 @@ class WindowSum(Function):
     def forward(self, a):
         return window_sum(a, self.axis, self.before, self.after)
 
-    def backward(self, g):
-        return window_sum(g, self.axis, self.after, self.before)
+    def backward(self, g, y, a):
+        return namespace_of(g).window_sum(g, self.axis, self.after, self.before)

@@ -1,6 +1,7 @@
 """Fused log-softmax and negative log-likelihood: stable, and one array pass each way."""
-from ..autograd import Function
+from ..engine import Function
 from ..backend import get_array_module
+from .namespace import namespace_of
 
 
 class LogSoftmax(Function):
@@ -8,14 +9,12 @@ class LogSoftmax(Function):
     def forward(self, x):
         xp = get_array_module(x)
         if x.size == 0:  # an empty axis or batch: nothing to normalize (NumPy's max would refuse)
-            self.out = x.copy()
-            return self.out
+            return x.copy()
         shifted = x - x.max(axis=self.axis, keepdims=True)
-        self.out = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
-        return self.out
+        return shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
 
-    def backward(self, g):
-        return g - get_array_module(g).exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+    def backward(self, g, y, x):
+        return g - namespace_of(g).exp(y) * g.sum(axis=self.axis, keepdims=True)
 
 
 class NLLLoss(Function):
@@ -25,7 +24,5 @@ class NLLLoss(Function):
         self.shape, self.rows = logp.shape, xp.arange(logp.shape[0])
         return -logp[self.rows, self.target]
 
-    def backward(self, g):
-        gx = get_array_module(g).zeros(self.shape, dtype=g.dtype)
-        gx[self.rows, self.target] = -g  # one entry per row: plain assignment is exact
-        return gx
+    def backward(self, g, y, logp):
+        return namespace_of(g).scatter(-g, (self.rows, self.target), self.shape, unique=True)  # one per row

@@ -10,7 +10,7 @@ axes. The graph is read from the ops' recorded inputs: draw it before backward, 
 """
 import graphviz
 
-from ..autograd import topological_order
+from ..engine import topological_order
 
 STYLE = {
     "param": dict(shape="ellipse", style="filled", fillcolor="#c7e9c0", color="#31a354"),

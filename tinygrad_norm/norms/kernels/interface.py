@@ -16,6 +16,12 @@ Where a backend can fuse the halves of one direction it may also define
 
 which the op uses when nothing sits between the halves (normalize.forward / normalize.backward).
 
+The second derivative (create_graph=True) is the backward of input_grad: for v, the gradient arriving at
+dx, the sums first, then the gradients of x, dy and w (the reference's where a backend has neither):
+
+    double_grad_sums(plan, x, dy, v, mean, var, w, eps)        -> Σv, Σv·x̂, Σv·g, Σg, Σg·x̂
+    double_grad(plan, x, dy, v, mean, var, w, eps, sums, count) -> gx, gdy, gw   (sums None: fixed statistics)
+
 x, y, dy and dx have the input's shape and dtype; mean and var have `plan.stats_shape` and are float32 for
 float16 input (`stats_dtype`), else x's dtype, or wider. w, b (None when absent) are the parameters as the
 layer holds them; dw, db come back in their shape and dtype. bfloat16 has no NumPy dtype, so it never
@@ -27,7 +33,7 @@ import numpy as np
 from ...backend import get_array_module
 
 REQUIRED = ("statistics", "normalize", "grad_sums", "input_grad")
-OPTIONAL = ("forward", "backward")
+OPTIONAL = ("forward", "backward", "double_grad_sums", "double_grad")
 DECLARED = ("name", "devices", "layouts", "priority", "automatic", "available", "covers")
 
 
@@ -46,6 +52,7 @@ class Kernels:
     priority = 0
     automatic = True
     forward = backward = None  # the optional fused directions
+    double_grad_sums = double_grad = None  # the optional second derivative
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

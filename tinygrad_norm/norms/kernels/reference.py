@@ -7,6 +7,15 @@ With the means over the plan's reduced axes and r = 1/√(var + eps):
     dx = r·g                                                      (fixed running statistics)
     dγ = Σ dy·x̂,  dβ = Σ dy                                       (over the axes γ is broadcast along)
 
+The second derivative: for v arriving at dx, with ḡ = mean(g), m = mean(g·x̂), v̄ = mean(v), B = mean(v·x̂)
+and A = mean(v·g) - v̄·ḡ (the means over the reduced axes; without centering ḡ = v̄ = 0):
+
+    h   = r·(v - v̄ - x̂·B)                          the gradient w.r.t. g; gdy = h·γ, gγ = Σ dy·h
+    gx  = r²·(3·m·B·x̂ - A·x̂ - B·(g - ḡ) - m·(v - v̄))
+    h   = r·v,  gx = 0                              (fixed running statistics)
+
+(dx is linear in g through a symmetric projection, hence h; gx differentiates r, x̂ and m in x.)
+
 float16 is computed in float32 and rounded once at the end. Statistics are two-pass, so a large offset
 costs no precision. An empty input (a process with no rows of a synchronized batch) has zero statistics.
 """
@@ -74,6 +83,42 @@ class Reference(Kernels):
             dx -= xhat * (sum_gx * inv_count)
             dx *= r
         return dx.astype(x.dtype, copy=False).reshape(x.shape)
+
+    def double_grad_sums(self, plan, x, dy, v, mean, var, w, eps):
+        xhat, _ = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
+        g, vv = _grad_in_view(plan, dy, w), _wide(v).reshape(plan.view)
+        total = lambda a: a.sum(axis=plan.axes, keepdims=True)
+        return total(vv), total(vv * xhat), total(vv * g), total(g), total(g * xhat)
+
+    def double_grad(self, plan, x, dy, v, mean, var, w, eps, sums, count):
+        xhat, r = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
+        vv = _wide(v).reshape(plan.view)
+        gx = None
+        if sums is None:
+            h = r * vv
+        else:
+            g = _grad_in_view(plan, dy, w)
+            v_mean, b, vg_mean, g_mean, m = (s / max(count, 1) for s in sums)
+            if plan.center:
+                a = vg_mean - v_mean * g_mean
+                h = r * (vv - v_mean - xhat * b)
+                gx = r * r * ((3 * m * b - a) * xhat - b * (g - g_mean) - m * (vv - v_mean))
+            else:
+                h = r * (vv - xhat * b)
+                gx = r * r * ((3 * m * b - vg_mean) * xhat - b * g - m * vv)
+            gx = gx.astype(x.dtype, copy=False).reshape(x.shape)
+        gdy = h if w is None else h * param_in_view(plan, w)
+        gw = None
+        if w is not None:
+            gw = (_wide(dy).reshape(plan.view) * h).sum(axis=plan.not_param_axes).reshape(w.shape)
+            gw = gw.astype(w.dtype, copy=False)
+        return gx, gdy.astype(dy.dtype, copy=False).reshape(dy.shape), gw
+
+
+def _grad_in_view(plan, dy, w):
+    """g = dy·γ in the plan's view and the arithmetic's dtype."""
+    g = _wide(dy).reshape(plan.view)
+    return g if w is None else g * param_in_view(plan, w)
 
 
 BACKEND = Reference()

@@ -43,7 +43,8 @@
 #                                 inputs on the host with NumPy takes ~25-30 s a run (half of it making the same
 #                                 arrays twice, once for ours and once for PyTorch), then the |ours - torch| check
 #     bench_training       35 s   4 models, one training step each, --repeat 10 (default 15)
-#     (report          1-5 s)     475 s of timeouts in all, under 8 min
+#     bench_double_backward 30 s  WGAN-GP critic steps (4 norms) and an MLP+BN Hessian-vector product, --repeat 10
+#     (report          1-5 s)     505 s of timeouts in all, under 8.5 min
 # Rerun one part with --only, e.g. `--only probe,bench_norms_float16`.
 #
 # --smoke (what CI runs, tests/test_gpu_check.py): the same steps and the same log and JSON, on the CPU, in well
@@ -65,7 +66,7 @@
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STEPS="install probe tests bench_norms_float32 bench_norms_float16 bench_training"
+STEPS="install probe tests bench_norms_float32 bench_norms_float16 bench_training bench_double_backward"
 
 SMOKE=0
 INSTALL=1
@@ -174,21 +175,23 @@ if [ "$SMOKE" = 1 ]; then
     # whole smoke run is what CI pays on every push, and these check the same plumbing as every case would
     BENCH+=(--only "(2,512,1024) smoke")
     TRAIN+=(--only MLP)
+    DOUBLE=(--device cpu --repeat 1 --batch 2 --only BatchNorm2d)  # the BN critic: create_graph through conv and BN
     # the small selection: test_gpu.py (skips here) and one float16 kernels test on the NumPy reference kernels
     # (-k "not numba" leaves out its numba halves, whose JIT compiles take seconds; its cuda halves skip here)
     DEFAULT_TESTS=(tests/test_gpu.py tests/test_kernels.py::test_float16_statistics_are_accumulated_wider
                    -k "not numba")
-    T_INSTALL=30 T_PROBE=30 T_TESTS=120 T_NORMS=60 T_TRAIN=60
+    T_INSTALL=30 T_PROBE=30 T_TESTS=120 T_NORMS=60 T_TRAIN=60 T_DOUBLE=60
 else
     MODE=gpu
     DEVICE=cuda
     BENCH=(--device cuda --repeat 10)  # the default is 15: 10 to fit the budget above
     TRAIN=(--device cuda --repeat 10)
+    DOUBLE=(--device cuda --repeat 10)
     PROBE=()
     # the whole suite (setup.cfg's testpaths) but this script's own test, whose smoke run of this script (~40 s
     # of CPU benchmarks) checks nothing that this run does not check for real
     DEFAULT_TESTS=(--ignore=tests/test_gpu_check.py)
-    T_INSTALL=30 T_PROBE=25 T_TESTS=265 T_NORMS=60 T_TRAIN=35  # the budget above: 475 s
+    T_INSTALL=30 T_PROBE=25 T_TESTS=265 T_NORMS=60 T_TRAIN=35 T_DOUBLE=30  # the budget above: 505 s
 fi
 if [ -n "$TESTS" ]; then
     read -r -a TEST_ARGS <<< "$TESTS"
@@ -234,6 +237,8 @@ run_step bench_norms_float16 "$T_NORMS" "$PARTS/bench_norms_float16.json" \
     "$PY" benchmarks/bench_norms.py "${BENCH[@]}" --dtype float16 --json "$PARTS/bench_norms_float16.json"
 run_step bench_training "$T_TRAIN" "$PARTS/bench_training.json" \
     "$PY" benchmarks/bench_training.py "${TRAIN[@]}" --json "$PARTS/bench_training.json"
+run_step bench_double_backward "$T_DOUBLE" "$PARTS/bench_double_backward.json" \
+    "$PY" benchmarks/bench_double_backward.py "${DOUBLE[@]}" --json "$PARTS/bench_double_backward.json"
 
 # the one JSON
 timeout 60 "$PY" benchmarks/gpu_check_report.py report --parts "$PARTS" --mode "$MODE" --out "$JSON" 2>&1 \

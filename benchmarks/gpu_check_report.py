@@ -32,7 +32,7 @@ PACKAGES = ["tinygrad-norm", "numpy", "cupy-cuda13x", "cupy-cuda12x", "cupy", "t
             "pytest", "hypothesis", "mpi4py", "mpich", "graphviz", "expecttest", "import-linter", "grimp",
             "scikit-learn", "scipy", "matplotlib", "setuptools", "wheel", "pip"]
 # the benchmarks' JSON files gpu_check.sh asks for (PARTS/<step>.json), in step order
-BENCH_STEPS = ["bench_norms_float32", "bench_norms_float16", "bench_training"]
+BENCH_STEPS = ["bench_norms_float32", "bench_norms_float16", "bench_training", "bench_double_backward"]
 
 
 def now():

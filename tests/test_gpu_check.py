@@ -13,7 +13,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
-STEPS = ["install", "probe", "tests", "bench_norms_float32", "bench_norms_float16", "bench_training"]
+STEPS = ["install", "probe", "tests", "bench_norms_float32", "bench_norms_float16", "bench_training",
+         "bench_double_backward"]
 
 missing = [tool for tool in ("bash", "timeout") if shutil.which(tool) is None]
 needs_tools = pytest.mark.skipif(bool(missing), reason=f"gpu_check.sh needs {' and '.join(missing)} (coreutils, bash)")

@@ -123,6 +123,25 @@ def test_synchronized_input_gradient_matches_central_differences():
     np.testing.assert_allclose(x.grad.numpy(), numeric[rows], rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("table", [SHARES, WITH_EMPTY], ids=["unequal", "one-empty"])
+def test_synchronized_second_derivatives_are_one_process_on_the_whole_batch(table):
+    """S = Σ u·∂L/∂x with L = Σ w·y²: each process's grad of its part of S (the second derivative's five sums
+    all-reduced) is the whole batch's for its rows, and its γ, β gradients sum to the whole batch's."""
+    rng = np.random.default_rng(3)
+    x, w, u = rng.normal(2.0, 1.5, (10, 3, 2)), rng.normal(size=(10, 3, 2)), rng.normal(size=(10, 3, 2))
+    rows = my_rows(shares(table))
+    results = []
+    for layer, part in ((batchnorm("SyncBatchNorm", 0.1, sync=False), slice(None)),
+                        (batchnorm("SyncBatchNorm", 0.1, sync=True), rows)):
+        t = tg.Tensor(x[part], requires_grad=True)
+        (g,) = tg.grad((layer(t) ** 2 * tg.Tensor(w[part])).sum(), t, create_graph=True)
+        results.append(tg.grad((g * tg.Tensor(u[part])).sum(), [t, layer.weight, layer.bias]))
+    (gx, gw, gb), (gx_part, gw_part, gb_part) = results
+    np.testing.assert_allclose(gx_part.numpy(), gx.numpy()[rows], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(dist.all_reduce(gw_part).numpy(), gw.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(dist.all_reduce(gb_part).numpy(), gb.numpy(), rtol=1e-9, atol=1e-11)
+
+
 def test_too_few_values_over_all_processes_is_the_same_error_everywhere():
     layer = nn.SyncBatchNorm(3)
     sizes = (1,) + (0,) * (WORLD - 1)

@@ -274,3 +274,78 @@ def test_leaves_sharing_a_gradient_do_not_share_its_memory():
     (x + z).sum().backward(create_graph=True)  # both gradients are the seed itself
     (x * 5).sum().backward()
     assert x.grad.item() == 6 and z.grad.item() == 1
+
+
+def test_a_freed_graph_is_an_error_where_it_is_needed_and_no_error_where_it_is_not():
+    x = tg.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    h = x.exp()
+    tg.grad(h.sum(), x)  # frees Exp
+    with pytest.raises(RuntimeError, match="backward through Exp a second time"):
+        tg.grad((h * x).sum(), x)  # the path through h is needed (PyTorch raises too)
+    (gh,) = tg.grad((h * h).sum(), h)  # nothing below h is needed
+    np.testing.assert_allclose(gh.numpy(), 2 * h.numpy())
+
+
+def test_create_graph_builds_a_graph_inside_no_grad():
+    x = tg.tensor([0.5, 1.5], dtype="float64", requires_grad=True)
+    y = (x.exp() * x).sum()
+    with tg.no_grad():
+        (g,) = tg.grad(y, x, create_graph=True)
+        _, hv = tg.autograd.functional.hvp(lambda t: (t.exp() * t * t).sum(), x.detach(), tg.ones(2, dtype="float64"))
+    assert g.requires_grad
+    a = x.numpy()
+    np.testing.assert_allclose(hv.numpy(), np.exp(a) * (a * a + 4 * a + 2))
+
+
+def test_leaves_never_share_a_gradient_with_a_graph():
+    x, z = tg.tensor([1.0, 2.0], requires_grad=True), tg.tensor([3.0, 4.0], requires_grad=True)
+    ((x + z) ** 2).sum().backward(create_graph=True)
+    assert x.grad is not z.grad
+    x.grad.data *= 0
+    np.testing.assert_allclose(z.grad.numpy(), 2 * np.array([4.0, 6.0]))
+
+
+def test_zero_d_float64_stays_float64_to_the_second_derivative():
+    x = tg.tensor(0.7, dtype="float64", requires_grad=True)
+    (g,) = tg.grad((x * x).relu() * x, x, create_graph=True)
+    (h,) = tg.grad(g, x)
+    assert g.dtype == h.dtype == np.float64
+    assert g.item() == pytest.approx(1.47, rel=1e-14) and h.item() == pytest.approx(4.2, rel=1e-14)
+    p = tg.tensor(3.0, requires_grad=True)
+    (p * p * 10).backward()
+    assert isinstance(p.grad.data, np.ndarray)  # an array, so that in-place clipping changes it
+
+
+def test_pow_exponent_derivative_is_zero_where_the_base_is_zero():
+    _, jvp = tg.autograd.functional.jvp(lambda b: tg.tensor([0.0, 2.0]) ** b, tg.tensor([2.0, 1.5]), tg.ones(2))
+    np.testing.assert_allclose(jvp.numpy(), [0, 2 ** 1.5 * np.log(2)], rtol=1e-6)
+
+
+def test_gradgradcheck_checks_the_derivative_in_the_cotangent_too():
+    from tinygrad_norm.ops import array_of
+
+    class ConstantInG(Function):  # its backward ignores g's graph: the jvp through it would be zero
+        def forward(self, x): return x ** 3
+
+        def backward(self, g, y, x): return array_of(g) * 3 * x * x
+
+    with pytest.raises(tg.GradcheckError, match="gradgradcheck failed for grad_output 0"):
+        gradgradcheck(lambda t: ConstantInG.apply(t), tg.randn(4, dtype="float64"))
+
+
+def test_grad_runs_no_after_backward_hook_and_backward_inputs_must_require_grad():
+    calls = []
+
+    class Hooked(Function):
+        def forward(self, x): return x * 1
+
+        def backward(self, g, y, x): return g
+
+    x = tg.tensor([1.0], requires_grad=True)
+    y = Hooked(after_backward=lambda: calls.append(1))(x)
+    tg.grad(y.sum(), x, retain_graph=True)
+    assert calls == []
+    y.sum().backward()
+    assert calls == [1]
+    with pytest.raises(RuntimeError, match="input 0 of backward does not require grad"):
+        (x * 2).sum().backward(inputs=[tg.tensor([1.0])])

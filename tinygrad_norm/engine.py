@@ -21,6 +21,9 @@ The engine sits below tensor.py and never imports it: an op's output is built by
 """
 import contextlib
 import inspect
+import weakref
+
+import numpy as np
 
 from .backend import check_same_device, get_array_module
 
@@ -127,6 +130,8 @@ class Function:
             except Exception:
                 named = ValueError(message)
             raise named from e
+        if isinstance(out, np.generic):  # NumPy's 0-d arithmetic gives scalars; a Tensor holds an array
+            out = np.asarray(out)
         requires_grad = _grad_enabled and any(self.needs_grad)
         result = type(inputs[0])._from_array(out, requires_grad)  # the inputs' class (Tensor) wraps the output
         if requires_grad:
@@ -145,10 +150,12 @@ class Function:
         raise NotImplementedError
 
     def release(self):
-        """Drop the saved arrays and inputs once backward has used them."""
-        name = self.name
+        """Drop the saved arrays and inputs once backward has used them; weak references to the inputs stay,
+        so that a later pass still sees where the freed graph led (and says it was freed)."""
+        name, inputs = self.name, self.inputs
         self.__dict__.clear()
         self.released, self.released_name = True, name
+        self.released_inputs = tuple(weakref.ref(x) for x in inputs)
 
     def label(self):
         """What a graph drawing shows for this op; ops with more to say override it."""
@@ -167,6 +174,13 @@ class _OnceDifferentiated(Function):
                            f"ops.namespace_of(g) to make it twice differentiable")
 
 
+def inputs_of(fn):
+    """fn's input Tensors; for a released fn, those still alive."""
+    if not fn.released:
+        return fn.inputs
+    return tuple(x for x in (r() for r in fn.released_inputs) if x is not None)
+
+
 def topological_order(roots):
     """Tensors that lead to `roots` (one Tensor or several) and require grad, inputs before outputs;
     iterative, so no recursion limit."""
@@ -182,15 +196,23 @@ def topological_order(roots):
         seen.add(id(t))
         stack.append((t, True))
         if t._ctx is not None:
-            stack.extend((x, False) for x in t._ctx.inputs if x.requires_grad and id(x) not in seen)
+            stack.extend((x, False) for x in inputs_of(t._ctx) if x.requires_grad and id(x) not in seen)
     return order
+
+
+def _reaches(fn, live):
+    """Whether an input of fn is in `live`; for a released fn, also when an input is gone (unknown, so that
+    the pass goes there and says the graph was freed)."""
+    if not fn.released:
+        return any(id(x) in live for x in fn.inputs)
+    return any(x is None or id(x) in live for x in (r() for r in fn.released_inputs))
 
 
 def _leading_to(order, targets):
     """The ids of the tensors in `order` (inputs first) from which some target is reached going down the graph."""
     live = set()
     for t in order:
-        if id(t) in targets or (t._ctx is not None and any(id(x) in live for x in t._ctx.inputs)):
+        if id(t) in targets or (t._ctx is not None and _reaches(t._ctx, live)):
             live.add(id(t))
     return live
 
@@ -213,6 +235,11 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
     backward runs once. Without `inputs` the gradients accumulate into the leaves' (and retained tensors')
     `.grad`; with `inputs` (Tensors) nothing accumulates and their gradients come back in a list (None where
     none reached), and only the part of the graph that leads to them is computed."""
+    with enable_grad() if create_graph else contextlib.nullcontext():  # a graph even inside no_grad()
+        return _propagate(roots, grads, retain_graph, create_graph, inputs)
+
+
+def _propagate(roots, grads, retain_graph, create_graph, inputs):
     order = topological_order(list(roots))
     wanted = None if inputs is None else {id(x) for x in inputs}
     live = None if wanted is None else _leading_to(order, wanted)
@@ -223,20 +250,18 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
         pending[id(root)] = pending[id(root)] + g if id(root) in pending else g
     for t in reversed(order):
         g, fn = pending.pop(id(t), None), t._ctx
-        if g is None:
-            continue
-        if fn is not None and fn.released:
-            raise RuntimeError(f"backward through {fn.released_name} a second time: its saved arrays were freed "
-                               "after the first backward; pass retain_graph=True to the first call to keep them")
-        if live is not None and id(t) not in live:
+        if g is None or (live is not None and id(t) not in live):
             continue
         if wanted is None:
             if fn is None or t._retain:
                 t._accumulate(g)
         elif id(t) in wanted:
             found[id(t)] = g
-        if fn is None:
-            continue
+        if fn is None or (live is not None and not _reaches(fn, live)):
+            continue  # nothing below t is wanted
+        if fn.released:
+            raise RuntimeError(f"backward through {fn.released_name} a second time: its saved arrays were freed "
+                               "after the first backward; pass retain_graph=True to the first call to keep them")
         if live is None:
             in_grads = _call_backward(fn, g, t, create_graph)
         else:  # ask only for the gradients that lead to an input
@@ -253,14 +278,17 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
                 continue
             gx = sum_to(gx, x.shape)
             key = id(x)
-            pending[key] = pending[key] + gx if key in pending else gx
+            gx = pending[key] + gx if key in pending else gx
+            pending[key] = np.asarray(gx) if isinstance(gx, np.generic) else gx  # NumPy's 0-d arithmetic gives scalars
         if fn.after_backward is not None and fn.after_backward not in finish:
             finish.append(fn.after_backward)
         if not retain_graph:
             fn.release()
-    for callback in finish:
-        callback()
-    return None if inputs is None else [found.get(id(x)) for x in inputs]
+    if inputs is None:
+        for callback in finish:  # the hooks run when gradients accumulate, not for grad()
+            callback()
+        return None
+    return [found.get(id(x)) for x in inputs]
 
 
 # ---- PyTorch's entry points: Tensor.backward and autograd.grad -----------------------------------------------
@@ -320,6 +348,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     seeds = [_seed(t, g, create_graph, i) for i, (t, g) in enumerate(zip(outputs, _gradients(grad_tensors, len(outputs))))]
     retain = create_graph if retain_graph is None else retain_graph
     targets = _as_list(inputs, "backward's inputs")
+    for i, x in enumerate(targets or ()):
+        if not x.requires_grad:
+            raise RuntimeError(f"input {i} of backward does not require grad: mark it with requires_grad=True")
     if targets is None:
         run_backward(outputs, seeds, retain, create_graph)
         return
@@ -355,6 +386,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"input {i} of grad (shape {x.shape}) appears not to have been used in the graph; "
                                f"pass allow_unused=True to get None for it")
         if g is not None:
-            g = g.astype(x.dtype) if is_tensor(g) else type(x)._from_array(g.astype(x.dtype, copy=False))
+            with enable_grad() if create_graph else contextlib.nullcontext():
+                g = g.astype(x.dtype) if is_tensor(g) else type(x)._from_array(g.astype(x.dtype, copy=False))
         result.append(g)
     return tuple(result)

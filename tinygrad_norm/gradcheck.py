@@ -46,22 +46,26 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
     if not total.requires_grad:
         raise GradcheckError("fn's output does not depend on any checked input through the graph")
     analytic = grad(total, [xs[i] for i in checked], allow_unused=True)
-    _compare(lambda: _projection(fn, xs, weights)[0].item(), xs, checked, analytic, eps, atol, rtol, "gradcheck")
+    _compare(lambda: _projection(fn, xs, weights)[0].item(), [(f"input {i}", xs[i]) for i in checked], analytic,
+             eps, atol, rtol, "gradcheck")
     return True
 
 
 def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
     """Check fn's second derivatives: the gradient of the first derivative (create_graph=True) against
-    central differences of the first derivative, in float64, w.r.t. each checked input.
+    central differences of the first derivative, in float64, w.r.t. each checked input and w.r.t. the
+    cotangents the first derivative was taken with (PyTorch's grad_outputs), as PyTorch's gradgradcheck.
 
-    With s(x) = Σ_i <u_i, ∂<w, fn(x)>/∂x_i> for fixed random cotangents w and u, ds/dx from a second
-    backward pass is compared with (s(x + eps) - s(x - eps)) / 2eps, where each s is one plain backward.
-    Returns True or raises GradcheckError (which names the input and the element)."""
+    With s(x, w) = Σ_i <u_i, ∂<w, fn(x)>/∂x_i> for random cotangents w and u, ds/dx and ds/dw from a second
+    backward pass are compared with central differences of s, each s one plain backward.
+    Returns True or raises GradcheckError (which names the input, or the cotangent, and the element)."""
     xs, checked = _as_float64_inputs(inputs)
     targets = [xs[i] for i in checked]
     total, weights = _projection(fn, xs, None)
     if not total.requires_grad:
         raise GradcheckError("fn's output does not depend on any checked input through the graph")
+    for w in weights:
+        w.requires_grad = True
     rng = np.random.default_rng(1)
     us = [rng.standard_normal(x.shape) for x in targets]
 
@@ -69,21 +73,22 @@ def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
         return sum(((g * Tensor(u, dtype=g.dtype, device=g.device)).sum() for g, u in zip(first, us) if g is not None),
                    Tensor(0.0, dtype=np.float64))
 
+    total = _projection(fn, xs, weights)[0]
     s = second(grad(total, targets, create_graph=True, allow_unused=True))
-    analytic = grad(s, targets, allow_unused=True) if s.requires_grad else [None] * len(targets)
+    analytic = grad(s, targets + weights, allow_unused=True) if s.requires_grad else [None] * (len(targets) + len(weights))
 
     def numeric_s():
         with enable_grad():
             first = grad(_projection(fn, xs, weights)[0], targets, allow_unused=True)
         return second(first).item()
-    _compare(numeric_s, xs, checked, analytic, eps, atol, rtol, "gradgradcheck")
+    _compare(numeric_s, [(f"input {i}", xs[i]) for i in checked] + [(f"grad_output {k}", w) for k, w in enumerate(weights)],
+             analytic, eps, atol, rtol, "gradgradcheck")
     return True
 
 
-def _compare(scalar, xs, checked, analytic, eps, atol, rtol, what):
-    """Each checked input's `analytic` gradient (None: zero) against central differences of scalar()."""
-    for i, g in zip(checked, analytic):
-        x = xs[i]
+def _compare(scalar, tensors, analytic, eps, atol, rtol, what):
+    """Each (name, tensor)'s `analytic` gradient (None: zero) against central differences of scalar()."""
+    for (name, x), g in zip(tensors, analytic):
         found = np.zeros(x.shape) if g is None else as_numpy(g.data)
         numeric = np.zeros(x.shape)
         flat = x.data.reshape(-1)
@@ -100,7 +105,7 @@ def _compare(scalar, xs, checked, analytic, eps, atol, rtol, what):
         if not np.all(err <= 0):  # also catches NaN
             k = np.unravel_index(np.nanargmax(np.where(np.isnan(err), np.inf, err)), x.shape)
             raise GradcheckError(
-                f"{what} failed for input {i} (shape {x.shape}) at element {tuple(int(j) for j in k)}: "
+                f"{what} failed for {name} (shape {x.shape}) at element {tuple(int(j) for j in k)}: "
                 f"autograd gives {found[k]:.8g}, central differences give {numeric[k]:.8g} "
                 f"(|difference| {abs(found[k] - numeric[k]):.3g} > atol {atol} + rtol {rtol} * |numeric|)")
 

@@ -174,8 +174,8 @@ class Tensor:
         """grad += g, in place after the first (which is copied, so no graph array is ever aliased); a Tensor
         g (create_graph) is added out of place, so the sum keeps the graph of both; one without a graph is
         copied too, since it may be another leaf's gradient as well."""
-        if isinstance(g, Tensor):
-            g = g.astype(self.dtype) if g.requires_grad else Tensor._from_array(g.data.astype(self.dtype, copy=True))
+        if isinstance(g, Tensor):  # a copy (clone, with its graph): another leaf may get the same g
+            g = g.astype(self.dtype).clone() if g.requires_grad else Tensor._from_array(g.data.astype(self.dtype, copy=True))
             self.grad = g if self.grad is None else self.grad + g
         elif self.grad is None:
             self.grad = Tensor._from_array(g.astype(self.dtype, copy=True))

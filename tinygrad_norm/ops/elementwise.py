@@ -84,10 +84,10 @@ class Pow(Function):
         xp = namespace_of(g)
         ga = gb = None
         with quiet(xp):
-            if self.needs_grad[0]:
-                ga = xp.where(array_of(b) == 0, 0, g * b * a ** (b - 1)).astype(g.dtype, copy=False)
+            if self.needs_grad[0]:  # g outside the where, so that its own derivative there is 0, not 0·inf
+                ga = g * xp.where(array_of(b) == 0, 0, b * a ** (b - 1)).astype(g.dtype, copy=False)
             if self.needs_grad[1]:
-                gb = xp.where((array_of(a) == 0) & (array_of(b) >= 0), 0, g * y * xp.log(a)).astype(g.dtype, copy=False)
+                gb = g * xp.where((array_of(a) == 0) & (array_of(b) >= 0), 0, y * xp.log(a)).astype(g.dtype, copy=False)
         return ga, gb
 
 

@@ -155,7 +155,7 @@ class Function:
         name, inputs = self.name, self.inputs
         self.__dict__.clear()
         self.released, self.released_name = True, name
-        self.released_inputs = tuple(weakref.ref(x) for x in inputs)
+        self.released_inputs = tuple(map(weakref.ref, inputs))
 
     def label(self):
         """What a graph drawing shows for this op; ops with more to say override it."""
@@ -195,8 +195,10 @@ def topological_order(roots):
             continue
         seen.add(id(t))
         stack.append((t, True))
-        if t._ctx is not None:
-            stack.extend((x, False) for x in inputs_of(t._ctx) if x.requires_grad and id(x) not in seen)
+        ctx = t._ctx
+        if ctx is not None:
+            stack.extend((x, False) for x in (inputs_of(ctx) if ctx.released else ctx.inputs)
+                         if x._requires_grad and id(x) not in seen)
     return order
 
 
@@ -262,7 +264,9 @@ def _propagate(roots, grads, retain_graph, create_graph, inputs):
         if fn.released:
             raise RuntimeError(f"backward through {fn.released_name} a second time: its saved arrays were freed "
                                "after the first backward; pass retain_graph=True to the first call to keep them")
-        if live is None:
+        if live is None and not create_graph:  # the plain pass, inlined: it runs once per node of every step
+            in_grads = fn.backward(g, t.data, *[x.data for x in fn.inputs])
+        elif live is None:
             in_grads = _call_backward(fn, g, t, create_graph)
         else:  # ask only for the gradients that lead to an input
             needs = fn.needs_grad
@@ -276,7 +280,8 @@ def _propagate(roots, grads, retain_graph, create_graph, inputs):
         for x, gx in zip(fn.inputs, in_grads):
             if gx is None or not x.requires_grad or (live is not None and id(x) not in live):
                 continue
-            gx = sum_to(gx, x.shape)
+            if gx.shape != x.data.shape:
+                gx = sum_to(gx, x.data.shape)
             key = id(x)
             gx = pending[key] + gx if key in pending else gx
             pending[key] = np.asarray(gx) if isinstance(gx, np.generic) else gx  # NumPy's 0-d arithmetic gives scalars

@@ -43,6 +43,12 @@ def _penalty_gradients(module, x, params, weights, grad):
     return grad(sum((g * g).sum() for g in first), [x] + params)
 
 
+# the fused numba kernels and the reference (the numba kernels' parallel form is the same arithmetic, tested
+# against the serial one in test_kernels.py)
+TWO_KERNELS = pytest.mark.parametrize("kernels", ["numba", "numpy"], indirect=True)
+
+
+@TWO_KERNELS
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("name", NORMS)
 def test_second_derivatives_match_pytorchs_double_backward(name, mode, kernels):
@@ -75,6 +81,7 @@ MODULES = {
 }
 
 
+@TWO_KERNELS
 @pytest.mark.parametrize("name", MODULES)
 def test_second_derivatives_against_central_differences(name, kernels):
     make, shape, training = MODULES[name]

@@ -51,13 +51,14 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
     return True
 
 
-def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
+def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=None):
     """Check fn's second derivatives: the gradient of the first derivative (create_graph=True) against
     central differences of the first derivative, in float64, w.r.t. each checked input and w.r.t. the
     cotangents the first derivative was taken with (PyTorch's grad_outputs), as PyTorch's gradgradcheck.
 
     With s(x, w) = Σ_i <u_i, ∂<w, fn(x)>/∂x_i> for random cotangents w and u, ds/dx and ds/dw from a second
-    backward pass are compared with central differences of s, each s one plain backward.
+    backward pass are compared with central differences of s, each s one plain backward. max_elements: at
+    most that many elements of each tensor are checked (a fixed random choice), for large inputs.
     Returns True or raises GradcheckError (which names the input, or the cotangent, and the element)."""
     xs, checked = _as_float64_inputs(inputs)
     targets = [xs[i] for i in checked]
@@ -82,18 +83,22 @@ def gradgradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
             first = grad(_projection(fn, xs, weights)[0], targets, allow_unused=True)
         return second(first).item()
     _compare(numeric_s, [(f"input {i}", xs[i]) for i in checked] + [(f"grad_output {k}", w) for k, w in enumerate(weights)],
-             analytic, eps, atol, rtol, "gradgradcheck")
+             analytic, eps, atol, rtol, "gradgradcheck", max_elements)
     return True
 
 
-def _compare(scalar, tensors, analytic, eps, atol, rtol, what):
-    """Each (name, tensor)'s `analytic` gradient (None: zero) against central differences of scalar()."""
+def _compare(scalar, tensors, analytic, eps, atol, rtol, what, max_elements=None):
+    """Each (name, tensor)'s `analytic` gradient (None: zero) against central differences of scalar(), at
+    every element or at `max_elements` of them (a fixed random choice; the others are not compared)."""
+    rng = np.random.default_rng(2)
     for (name, x), g in zip(tensors, analytic):
         found = np.zeros(x.shape) if g is None else as_numpy(g.data)
-        numeric = np.zeros(x.shape)
         flat = x.data.reshape(-1)
+        chosen = range(flat.size) if max_elements is None or flat.size <= max_elements else \
+            np.sort(rng.choice(flat.size, max_elements, replace=False))
+        numeric = found.copy()  # elements not chosen compare equal
         with no_grad():
-            for k in range(flat.size):
+            for k in chosen:
                 orig = flat[k].item()  # a number: CuPy's flat[k] is a view that the next line would change
                 flat[k] = orig + eps
                 hi = scalar()

@@ -219,10 +219,8 @@ def _leading_to(order, targets):
     return live
 
 
-def _call_backward(fn, g, t, create_graph):
-    """fn's input gradients for output gradient g, output t: on arrays, or on Tensors with create_graph."""
-    if not create_graph:
-        return fn.backward(g, t.data, *(x.data for x in fn.inputs))
+def _graph_backward(fn, g, t):
+    """fn's input gradients as Tensors with a graph (create_graph), for output gradient g at output t."""
     if not fn.once_differentiable:
         with enable_grad():
             return fn.backward(g, t, *fn.inputs)
@@ -264,17 +262,14 @@ def _propagate(roots, grads, retain_graph, create_graph, inputs):
         if fn.released:
             raise RuntimeError(f"backward through {fn.released_name} a second time: its saved arrays were freed "
                                "after the first backward; pass retain_graph=True to the first call to keep them")
-        if live is None and not create_graph:  # the plain pass, inlined: it runs once per node of every step
-            in_grads = fn.backward(g, t.data, *[x.data for x in fn.inputs])
-        elif live is None:
-            in_grads = _call_backward(fn, g, t, create_graph)
-        else:  # ask only for the gradients that lead to an input
-            needs = fn.needs_grad
+        needs = fn.needs_grad
+        if live is not None:  # ask only for the gradients that lead to an input
             fn.needs_grad = tuple(n and id(x) in live for n, x in zip(needs, fn.inputs))
-            try:
-                in_grads = _call_backward(fn, g, t, create_graph)
-            finally:
-                fn.needs_grad = needs
+        try:  # the plain pass on arrays is written out here: it runs once per node of every step
+            in_grads = (_graph_backward(fn, g, t) if create_graph else
+                        fn.backward(g, t.data, *[x.data for x in fn.inputs]))
+        finally:
+            fn.needs_grad = needs
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
         for x, gx in zip(fn.inputs, in_grads):

@@ -80,11 +80,10 @@ class Normalize(Function):
                                      var=self.var, count=self.count, sync=self.sync, fixed=self.stats is not None)
         if w is not None and any(needs[1:]):
             dyv = dy.astype(reference.stats_dtype(dy.dtype)).reshape(plan.view)
-            fold = lambda a: a.sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype)
             if needs[1]:
                 xhat = Normalize.apply(x, plan=plan, eps=self.eps, stats=self.stats, sync=self.sync)
-                dw = fold(dyv * xhat.astype(dyv.dtype).reshape(plan.view))
-            db = fold(dyv) if len(needs) > 2 and needs[2] else None
+                dw = reference.param_sum(plan, dyv * xhat.astype(dyv.dtype).reshape(plan.view), w)
+            db = reference.param_sum(plan, dyv, w) if len(needs) > 2 and needs[2] else None
         return (dx, dw, db)[:len(needs)]
 
 

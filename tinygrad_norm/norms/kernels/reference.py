@@ -64,17 +64,14 @@ class Reference(Kernels):
         dyv = _wide(dy).reshape(plan.view)
         dw = db = None
         if w is not None:
-            dw = (dyv * xhat).sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype, copy=False)
-            db = dyv.sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype, copy=False)
-        g = dyv if w is None else dyv * param_in_view(plan, w)
+            dw, db = param_sum(plan, dyv * xhat, w), param_sum(plan, dyv, w)
+        g = _times_gamma(plan, dyv, w)
         return g.sum(axis=plan.axes, keepdims=True), (g * xhat).sum(axis=plan.axes, keepdims=True), dw, db
 
 
     def input_grad(self, plan, x, dy, mean, var, w, eps, sum_g, sum_gx, count):
         xhat, r = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
-        g = _wide(dy).reshape(plan.view)
-        if w is not None:
-            g = g * param_in_view(plan, w)
+        g = _times_gamma(plan, _wide(dy).reshape(plan.view), w)
         if sum_g is None:
             dx = g * r
         else:
@@ -86,7 +83,7 @@ class Reference(Kernels):
 
     def double_grad_sums(self, plan, x, dy, v, mean, var, w, eps):
         xhat, _ = _xhat(plan, _wide(x).reshape(plan.view), mean, var, eps)
-        g, vv = _grad_in_view(plan, dy, w), _wide(v).reshape(plan.view)
+        g, vv = _times_gamma(plan, _wide(dy).reshape(plan.view), w), _wide(v).reshape(plan.view)
         total = lambda a: a.sum(axis=plan.axes, keepdims=True)
         return total(vv), total(vv * xhat), total(vv * g), total(g), total(g * xhat)
 
@@ -97,7 +94,7 @@ class Reference(Kernels):
         if sums is None:
             h = r * vv
         else:
-            g = _grad_in_view(plan, dy, w)
+            g = _times_gamma(plan, _wide(dy).reshape(plan.view), w)
             v_mean, b, vg_mean, g_mean, m = (s / max(count, 1) for s in sums)
             if plan.center:
                 a = vg_mean - v_mean * g_mean
@@ -107,18 +104,20 @@ class Reference(Kernels):
                 h = r * (vv - xhat * b)
                 gx = r * r * ((3 * m * b - vg_mean) * xhat - b * g - m * vv)
             gx = gx.astype(x.dtype, copy=False).reshape(x.shape)
-        gdy = h if w is None else h * param_in_view(plan, w)
-        gw = None
-        if w is not None:
-            gw = (_wide(dy).reshape(plan.view) * h).sum(axis=plan.not_param_axes).reshape(w.shape)
-            gw = gw.astype(w.dtype, copy=False)
+        gdy = _times_gamma(plan, h, w)
+        gw = None if w is None else param_sum(plan, _wide(dy).reshape(plan.view) * h, w)
         return gx, gdy.astype(dy.dtype, copy=False).reshape(dy.shape), gw
 
 
-def _grad_in_view(plan, dy, w):
-    """g = dy·γ in the plan's view and the arithmetic's dtype."""
-    g = _wide(dy).reshape(plan.view)
-    return g if w is None else g * param_in_view(plan, w)
+def _times_gamma(plan, a, w):
+    """a·γ for `a` in the plan's view (a itself without γ): g = dy·γ, and its adjoint."""
+    return a if w is None else a * param_in_view(plan, w)
+
+
+def param_sum(plan, a, w):
+    """a (in the plan's view) summed over the axes γ is broadcast along, in w's shape and dtype: dγ from dy·x̂,
+    dβ from dy. Arrays or Tensors (the normalize op's create_graph backward uses it too)."""
+    return a.sum(axis=plan.not_param_axes).reshape(w.shape).astype(w.dtype, copy=False)
 
 
 BACKEND = Reference()

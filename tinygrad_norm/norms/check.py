@@ -14,7 +14,9 @@ Every check measures the plugin's actual output, against what the plugin guarant
 
 Besides: float64 checks of the first and second derivatives, the output's shape and dtype, independence from the samples outside
 its statistics (the pattern's batch axis, or the first axis for an own forward), and running statistics and
-eval mode where it keeps them. Plugins that act on weights: both derivative checks through the reparametrized module,
+eval mode where it keeps them (a plugin with buffers and a reference: eval mode, after a training step, matches
+the reference there too). A plugin that takes further inputs (AdaIN's style, a conditional norm's embedding)
+declares one shape per input in its example; the first is the input it normalizes, and every check feeds all. Plugins that act on weights: both derivative checks through the reparametrized module,
 its output shape and dtype, and that its weight follows the plugin's parameters at every forward. Anything a
 plugin raises inside a check is that check's FAIL line, never an exception out of `check`.
 """
@@ -64,39 +66,51 @@ def example(cls):
     return cls.example() if callable(cls.example) else cls.example
 
 
+def input_shapes(shape):
+    """An example's input shape -> the list of its inputs' shapes: one shape (a tuple of ints), or one per input."""
+    return [tuple(s) for s in shape] if shape and not isinstance(shape[0], int) else [tuple(shape)]
+
+
 def _randomize(params, rng, dtype):
     for p in params:  # non-trivial γ, β (or g, v) so the checks cover them
         p.data = (1 + 0.5 * rng.standard_normal(p.shape)).astype(dtype)
 
 
 def _build(cls, rng, dtype=np.float64):
+    """(the example's layer with random parameters, its inputs: a list, the normalized one first)."""
     args, kwargs, shape = example(cls)
     layer = cls(*args, **kwargs)
     if hasattr(layer, "astype"):
         layer.astype(dtype)
         _randomize(layer.parameters(), rng, dtype)
-    return layer, rng.standard_normal(shape).astype(dtype)
+    return layer, [rng.standard_normal(s).astype(dtype) for s in input_shapes(shape)]
 
 
-def _check_gradient(layer, x):
-    gradcheck_module(layer, Tensor(x))
-    return f"float64 central differences on input {x.shape} and {len(list(layer.parameters()))} parameter(s)"
+def _tensors(xs):
+    return [Tensor(x) for x in xs]
+
+
+def _check_gradient(layer, xs):
+    gradcheck_module(layer, *_tensors(xs))
+    shapes = " and ".join(str(x.shape) for x in xs)
+    return f"float64 central differences on input {shapes} and {len(list(layer.parameters()))} parameter(s)"
 
 
 SECOND_ORDER_ELEMENTS = 48  # per tensor: a second derivative wrong anywhere is wrong at most elements
 
 
-def _check_second_derivative(layer, x):
-    gradgradcheck_module(layer, Tensor(x), max_elements=SECOND_ORDER_ELEMENTS)
+def _check_second_derivative(layer, xs):
+    gradgradcheck_module(layer, *_tensors(xs), max_elements=SECOND_ORDER_ELEMENTS)
     return (f"the gradient of the gradient (create_graph) against central differences of the gradient, float64, "
             f"at {SECOND_ORDER_ELEMENTS} random elements of each tensor")
 
 
-def _check_shape_dtype(layer, x, want_shape):
+def _check_shape_dtype(layer, xs, want_shape):
     for dtype in (np.float32, np.float64):
         with no_grad():
-            y = layer.astype(dtype)(Tensor(x.astype(dtype))) if hasattr(layer, "astype") else layer(Tensor(x.astype(dtype)))
-        assert y.shape == want_shape, f"output shape {y.shape} on input {x.shape}; expected {want_shape}"
+            inputs = [Tensor(x.astype(dtype)) for x in xs]
+            y = layer.astype(dtype)(*inputs) if hasattr(layer, "astype") else layer(*inputs)
+        assert y.shape == want_shape, f"output shape {y.shape} on input {xs[0].shape}; expected {want_shape}"
         assert y.dtype == dtype, f"{dtype.__name__} input gave {y.dtype} output"
     layer.astype(np.float64)
 
@@ -108,11 +122,11 @@ def _eps(layer):
     return float(np.finfo(np.float64).eps) if layer.eps is None else float(layer.eps)
 
 
-def _inputs(layer, x):
-    """(what, input) pairs every output check runs on."""
-    eps = _eps(layer)
+def _inputs(layer, xs):
+    """(what, inputs) pairs every output check runs on: the normalized input varied, any further ones as given."""
+    eps, (x, *rest) = _eps(layer), xs
     small = [(f"the input scaled to variance eps = {eps:g}", x * np.sqrt(eps))] if eps else []
-    return [("a standard normal input", x)] + small + [("the input offset by 100", x + 100)]
+    return [(what, [xi, *rest]) for what, xi in [("a standard normal input", x)] + small + [("the input offset by 100", x + 100)]]
 
 
 def _expanded(layer, x):
@@ -142,9 +156,9 @@ def declared_normalization(layer, x, mean=None, var=None):
     return (xhat * w + b).reshape(x.shape)
 
 
-def _output(layer, x):
+def _output(layer, xs):
     with no_grad():
-        return layer(Tensor(x)).numpy()
+        return layer(*_tensors(xs)).numpy()
 
 
 def _compare(what, got, want, rtol=1e-6, atol=1e-6):
@@ -180,10 +194,10 @@ def _check_statistics(layer, x):
     eps, checked = _eps(layer), []
     name = "variance" if layer.center else "mean square"
     with _IdentityAffine(layer):
-        for what, xi in _inputs(layer, x):
+        for what, (xi, *_) in _inputs(layer, [x]):
             binding, xe, _ = _expanded(layer, xi)
             axes = binding.reduce_axes
-            y = _output(layer, xi).reshape(binding.expanded_shape)
+            y = _output(layer, [xi]).reshape(binding.expanded_shape)
             source = _spread(xe, axes, layer.center)
             want = source / (source + eps)
             if layer.center:
@@ -201,17 +215,16 @@ def _check_statistics(layer, x):
 
 def _check_declared(layer, x):
     """The actual output, with the layer's random γ and β, is γ·x̂ + β computed from the pattern."""
-    for what, xi in _inputs(layer, x):
-        _compare(what, _output(layer, xi), declared_normalization(layer, xi))
+    for what, (xi, *_) in _inputs(layer, [x]):
+        _compare(what, _output(layer, [xi]), declared_normalization(layer, xi))
     return "float64, within 1e-6, on the three inputs"
 
 
-def _check_reference(layer, x):
-    """The actual output matches the plugin's own stated reference(x)."""
-    inputs = _inputs(layer, x)
-    for what, xi in inputs:
-        want = np.asarray(layer.reference(xi), dtype=np.float64)
-        _compare(what, _output(layer, xi), want)
+def _check_reference(layer, xs):
+    """The actual output matches the plugin's own stated reference(x, *further inputs)."""
+    inputs = _inputs(layer, xs)
+    for what, xis in inputs:
+        _compare(what, _output(layer, xis), np.asarray(layer.reference(*xis), dtype=np.float64))
     return f"{type(layer).__name__}.reference, float64, within 1e-6, on {len(inputs)} inputs"
 
 
@@ -230,23 +243,27 @@ def _sharing_sample_0(layer, shape):
     return np.all([index[d] == 0 for d in range(width) if not binding.reduced[d]], axis=0)
 
 
-def _check_batch_independence(layer, x, others):
+def _check_batch_independence(layer, xs, others):
     with no_grad():
-        y = layer(Tensor(x)).numpy()
-        x2 = x.copy()
-        x2[others] = x2[others] * 3 + 7
-        y2 = layer(Tensor(x2)).numpy()
+        y = layer(*_tensors(xs)).numpy()
+        changed = [x.copy() for x in xs]
+        for x2 in changed:
+            x2[others] = x2[others] * 3 + 7
+        y2 = layer(*_tensors(changed)).numpy()
     diff = np.abs(y[0] - y2[0]).max()
     assert diff < 1e-10, f"sample 0's output changed by {diff:.3g} when samples {np.flatnonzero(others).tolist()} changed"
 
 
-def _check_running_stats(layer, x):
+def _check_running_stats(layer, xs, has_reference):
+    """After one training step with momentum 1 the running averages are the batch's statistics (the unbiased
+    variance), and eval mode normalizes with them: the declared normalization, or the reference there."""
+    x = xs[0]
     binding = layer.pattern.bind(x.shape, layer.sizes)
     kept = [i for i, (n, r) in enumerate(zip(binding.names, binding.reduced)) if not r and n != layer.batch_axis]
     layer.momentum = 1.0
     layer.train()
     with no_grad():
-        layer(Tensor(x))
+        layer(*_tensors(xs))
     xe = x.reshape(binding.expanded_shape)
     pooled = tuple(i for i in range(xe.ndim) if i not in kept)
     n = binding.count
@@ -262,10 +279,26 @@ def _check_running_stats(layer, x):
     try:
         shape = [binding.expanded_shape[i] if i in kept else 1 for i in range(xe.ndim)]
         rm = None if mean is None else layer.running_mean.numpy().reshape(shape)
-        want = declared_normalization(layer, x, rm, layer.running_var.numpy().reshape(shape))
-        _compare("the example input in eval mode (running statistics)", _output(layer, x), want)
+        want = layer.reference(*xs) if has_reference else \
+            declared_normalization(layer, x, rm, layer.running_var.numpy().reshape(shape))
+        _compare("the example input in eval mode (running statistics)", _output(layer, xs), want)
     finally:
         layer.train()
+
+
+def _check_eval_reference(layer, xs):
+    """A plugin keeping buffers of its own: after a training step (which moves them), eval mode's output
+    matches its reference, which reads them."""
+    layer.train()
+    with no_grad():
+        layer(*_tensors(xs))
+    layer.eval()
+    try:
+        _compare("the example input in eval mode, after one training step", _output(layer, xs),
+                 np.asarray(layer.reference(*xs), dtype=np.float64))
+    finally:
+        layer.train()
+    return "buffers " + ", ".join(name for name, _ in layer.named_buffers())
 
 
 def _check_follows_parameters(module, added, x, rng):
@@ -297,9 +330,9 @@ def _check_weight_plugin(cls, report, rng):
     except Exception as e:
         report.results.append(("reparametrize the example's module", False, f"{type(e).__name__}: {e}"))
         return report
-    _record(report, "gradient check", lambda: _check_gradient(module, x))
-    _record(report, "second-derivative check", lambda: _check_second_derivative(module, x))
-    _record(report, "output shape and dtype", lambda: _check_shape_dtype(module, x, want_shape))
+    _record(report, "gradient check", lambda: _check_gradient(module, [x]))
+    _record(report, "second-derivative check", lambda: _check_second_derivative(module, [x]))
+    _record(report, "output shape and dtype", lambda: _check_shape_dtype(module, [x], want_shape))
     _record(report, "the weight follows the plugin's parameters", lambda: _check_follows_parameters(module, added, x, rng))
     return report
 
@@ -313,39 +346,42 @@ def check(plugin, seed=0):
     if acts_on(cls) == "weights":
         return _check_weight_plugin(cls, report, rng)
     try:
-        layer, x = _build(cls, rng)
+        layer, xs = _build(cls, rng)
     except Exception as e:
         report.results.append(("construct the example", False, f"{type(e).__name__}: {e}"))
         return report
-    _record(report, "gradient check", lambda: _check_gradient(layer, x))
-    _record(report, "second-derivative check", lambda: _check_second_derivative(layer, x))
-    _record(report, "output shape and dtype", lambda: _check_shape_dtype(layer, x, x.shape))
+    x = xs[0]
+    _record(report, "gradient check", lambda: _check_gradient(layer, xs))
+    _record(report, "second-derivative check", lambda: _check_second_derivative(layer, xs))
+    _record(report, "output shape and dtype", lambda: _check_shape_dtype(layer, xs, x.shape))
     declared = getattr(cls, "pattern", None) is not None
     own_forward = type(layer).forward is not NormLayer.forward
     has_reference = callable(getattr(layer, "reference", None))
     if has_reference:
-        _record(report, "matches its stated reference", lambda: _check_reference(layer, x))
+        _record(report, "matches its stated reference", lambda: _check_reference(layer, xs))
     elif declared:
         promise = "zero mean, unit variance" if layer.center else "unit mean square (no centering)"
         _record(report, f"{promise} over the reduced axes", lambda: _check_statistics(layer, x))
         _record(report, "the declared normalization γ·x̂ + β, elementwise", lambda: _check_declared(layer, x))
     if not has_reference and (own_forward or not declared):
         _record(report, "matches its stated reference", lambda: _no_reference(cls))
-    _record_independence(report, layer, x, declared)
+    _record_independence(report, layer, xs, declared)
     if declared and getattr(layer, "track_running_stats", False):
-        _record(report, "running statistics and eval mode", lambda: _check_running_stats(layer, x))
+        _record(report, "running statistics and eval mode", lambda: _check_running_stats(layer, xs, has_reference))
+    elif has_reference and any(True for _ in layer.named_buffers()):
+        _record(report, "eval mode matches its reference", lambda: _check_eval_reference(layer, xs))
     return report
 
 
-def _record_independence(report, layer, x, declared):
+def _record_independence(report, layer, xs, declared):
     """The independence check, named by which samples it changes; working out which is itself guarded."""
     try:
-        others = np.arange(len(x)) > 0
+        others = np.arange(len(xs[0])) > 0
         if declared:
-            others &= ~_sharing_sample_0(layer, x.shape)
+            others &= ~_sharing_sample_0(layer, xs[0].shape)
     except Exception as e:
         _fail(report, "independent of the samples outside its statistics", e)
         return
     if others.any():  # BatchNorm pools every sample, so nothing is left to change
         what = "the other samples in the batch" if others[1:].all() else "the samples outside its statistics"
-        _record(report, f"independent of {what}", lambda: _check_batch_independence(layer, x, others))
+        _record(report, f"independent of {what}", lambda: _check_batch_independence(layer, xs, others))

@@ -13,6 +13,20 @@ The layer turns that into parameters, running-statistics buffers, shape checks a
 `Normalize` op. Running statistics (when kept) average the batch statistics over the batch axis (the
 pattern's axis named `batch_axis`, "n" unless the plugin says otherwise). A layer whose pattern pools the
 batch axis can synchronize its statistics over every process (`set_sync`, sync.py).
+
+A plugin whose normalization is more than one pattern writes its forward from the same pieces, each a
+differentiable function of Tensors that reads the declaration (`which` names a pattern of `statistics`,
+None the main one):
+
+    self.normalize(x, which, weight, bias, statistics)  the fused normalize op with any γ, β (and given
+                                                        batch statistics); forward() is this with the layer's
+    self.batch_statistics(x, which)                     (count, mean, var) as arrays, no gradient
+    self.pool(t, which)                                 the mean of t over the pooled axes, shaped to broadcast
+                                                        against t: statistics other than mean and variance
+    self.moments(x, which)                              (mean, var) as Tensors from pool
+
+The main pattern's running averages (when kept) are what the first two read in eval mode and update in
+training; `update_average(buffer, value)` moves any other buffer by the same momentum rule.
 """
 import math
 
@@ -35,6 +49,7 @@ class NormLayer(Module):
     plugin_name = None      # the registry name, set when the plugin is registered
     acts_on = "activations"  # what the plugin normalizes: "activations", or "weights" (see registry.py)
     pattern = None          # statistics pattern; None for a plugin that writes its own forward
+    statistics = {}         # further named statistics patterns, name -> pattern, for a forward of its own
     batch_axis = "n"        # the pattern's name for the batch axis, where it names one
     param_axes = None       # input axes that carry γ and β; num_features gives their sizes
     center = True           # subtract the mean (False: divide by the root mean square only)
@@ -54,6 +69,8 @@ class NormLayer(Module):
         super().__init__()
         owner = f"{type(self).__name__} (plugin {self.plugin_name!r})"
         self.pattern = Pattern(pattern or type(self).pattern, owner=owner)
+        self.patterns = {None: self.pattern, **{name: Pattern(text, owner=f"{owner}, statistics {name!r}")
+                                                for name, text in type(self).statistics.items()}}
         self.param_axes = param_axes or type(self).param_axes
         self.eps, self.momentum = eps, momentum
         self.affine = (self.affine_default if affine is None else affine) and bool(self.param_axes)
@@ -95,14 +112,21 @@ class NormLayer(Module):
                 self.register_buffer(buf, None)
         self._plans = {}
 
-    # ---- planning: the pattern fitted to one input shape on one device, cached --------------------------
-    def plan(self, shape, device="cpu"):
+    # ---- planning: a pattern fitted to one input shape on one device, cached ---------------------------
+    def plan(self, shape, device="cpu", which=None):
         sizes = self.axis_sizes()
-        key = (tuple(shape), device, tuple(sorted(sizes.items())))
+        key = (tuple(shape), device, which, tuple(sorted(sizes.items())))
         if key not in self._plans:
-            binding = self.pattern.bind(shape, sizes)
-            self._plans[key] = make_plan(binding, self.param_names, self.batch_axis, self.center, device)
+            binding = self._pattern(which).bind(shape, sizes)
+            params = self.param_names & set(binding.names)
+            self._plans[key] = make_plan(binding, params, self.batch_axis, self.center, device)
         return self._plans[key]
+
+    def _pattern(self, which):
+        if which not in self.patterns:
+            raise KeyError(f"{self.pattern.owner}: no statistics pattern named {which!r}; declared: "
+                           f"{', '.join(map(repr, self.patterns))} (None is the main pattern)")
+        return self.patterns[which]
 
     def axis_sizes(self):
         """The known axis sizes the pattern is fitted with; a plugin may vary them with the mode."""
@@ -121,23 +145,92 @@ class NormLayer(Module):
         return self
 
     def forward(self, x):
+        return self.normalize(x, weight=self.weight, bias=self.bias)
+
+    def _sync(self, which):
+        """The combiner of the statistics of pattern `which` over the processes, or None: only in training, with
+        sync on, in a world of several, for a pattern that pools the batch axis."""
+        if not (self.sync and self.training) or self.batch_axis not in self._pattern(which).reduced_names():
+            return None
+        everyone = world.world()
+        return BatchSync(everyone, type(self).__name__) if everyone.size > 1 else None  # checks the count itself
+
+    def _uses_running(self, which):
+        return which is None and not self.training and self.track_running_stats
+
+    def _eps(self, x):
+        return float(np.finfo(x.dtype).eps if self.eps is None else self.eps)  # a Python float: numba has no float16
+
+    def _check_input(self, x):
+        name = type(self).__name__
         if x.dtype.name not in FLOAT_DTYPES:
-            raise TypeError(f"{type(self).__name__}: expects a floating-point input (float16, float32 or float64); got {x.dtype}")
+            raise TypeError(f"{name}: expects a floating-point input (float16, float32 or float64); got {x.dtype}")
         if self.input_ndims and x.ndim not in self.input_ndims:
-            raise ValueError(f"{type(self).__name__}: expects {' or '.join(map(str, self.input_ndims))}-D input; got shape {x.shape}")
-        plan = self.plan(x.shape, x.device)
-        everyone = world.world() if self.sync and self.training else None
-        sync = BatchSync(everyone, type(self).__name__) if everyone and everyone.size > 1 else None  # checks the count itself
-        running = not self.training and self.track_running_stats  # else the statistics come from the input
-        eps = float(np.finfo(x.dtype).eps if self.eps is None else self.eps)  # a Python float: numba has no float16
-        if not running:
+            raise ValueError(f"{name}: expects {' or '.join(map(str, self.input_ndims))}-D input; got shape {x.shape}")
+
+    def normalize(self, x, which=None, weight=None, bias=None, statistics=None):
+        """γ·(x − mean)/√(var + eps) + β over pattern `which`, by the fused normalize op: batch statistics in
+        training, the running averages in eval mode where kept (the main pattern), or `statistics`, batch
+        statistics (count, mean, var) already computed by batch_statistics, still differentiated. γ, β: any
+        Tensors shaped like the parameter axes (None: 1 and 0). Training updates the running averages."""
+        self._check_input(x)
+        plan, sync, eps = self.plan(x.shape, x.device, which), self._sync(which), self._eps(x)
+        running = self._uses_running(which)
+        if not running and statistics is None:
             self._check_input_statistics(x, plan, eps, sync)
         fixed = self._running_stats(plan, x.dtype) if running else None
-        params = [p for p in (self.weight, self.bias) if p is not None]
-        out, batch_stats = normalize(x, params, plan, eps, stats=fixed, sync=sync, plugin=self.plugin_name, pattern=self.pattern)
-        if self.training and self.track_running_stats:
-            self._update_running_stats(plan, *batch_stats)
+        if weight is None and bias is not None:
+            weight = Tensor(np.ones(bias.shape, bias.dtype), device=bias.device)
+        params = [p for p in (weight, bias) if p is not None]
+        out, batch_stats = normalize(x, params, plan, eps, stats=fixed, given=statistics, sync=sync,
+                                     plugin=self.plugin_name, pattern=self._pattern(which))
+        if which is None and self.training and self.track_running_stats:
+            self._update_running_stats(plan.batch_axes, *batch_stats)
         return out
+
+    def batch_statistics(self, x, which=None):
+        """(count, mean, var) of pattern `which` as arrays in the plan's statistics shape, without a gradient
+        (the fused statistics kernel; over every process with sync): e.g. for corrections computed from them
+        before `normalize(x, statistics=...)` uses them. Updates nothing."""
+        self._check_input(x)
+        plan, sync = self.plan(x.shape, x.device, which), self._sync(which)
+        self._check_input_statistics(x, plan, self._eps(x), sync)
+        count, (mean, var) = plan.count, plan.kernels.statistics(plan, x.data)
+        return sync.moments(count, mean, var) if sync is not None else (count, mean, var)
+
+    def pool(self, t, which=None):
+        """The mean of t (shaped like the input) over the axes pattern `which` pools, differentiable, shaped to
+        broadcast against t: (N, C, H, W) under "n c ... -> c" gives (1, C, 1, 1), under "n (g c) ... -> n g"
+        (N, C, 1, 1) with each group's mean repeated over its channels. With sync, over every process."""
+        binding = self._pattern(which).bind(t.shape, self.axis_sizes())
+        mean, _ = self._pooled_mean(t.reshape(binding.expanded_shape), binding, which)
+        return broadcastable(mean, binding, t.shape)
+
+    def _pooled_mean(self, te, binding, which):
+        """(the mean of te, in the expanded shape, over the pooled axes kept as 1; how many values it pooled)."""
+        total, count, sync = te.sum(axis=binding.reduce_axes, keepdims=True), binding.count, self._sync(which)
+        if sync is not None:
+            total, count = sync.total(total), sync.count(count)
+        return total / max(count, 1), count
+
+    def moments(self, x, which=None):
+        """(mean, var) of pattern `which` as Tensors broadcasting against x (mean None without centering, var
+        then the mean square), from pool: batch statistics with their gradient; the running averages, as
+        constants, in eval mode where kept. Training updates the running averages."""
+        self._check_input(x)
+        binding = self._pattern(which).bind(x.shape, self.axis_sizes())
+        if self._uses_running(which):
+            shape = [size if not r and n != self.batch_axis else 1 for size, n, r in
+                     zip(binding.expanded_shape, binding.names, binding.reduced)]
+            stat = lambda buf: broadcastable(buf.detach().astype(x.dtype).reshape(shape), binding, x.shape)
+            return (stat(self.running_mean) if self.center else None), stat(self.running_var)
+        xe = x.reshape(binding.expanded_shape)
+        mean, count = self._pooled_mean(xe, binding, which) if self.center else (None, None)
+        var, count = self._pooled_mean((xe - mean) ** 2 if self.center else xe * xe, binding, which)
+        if which is None and self.training and self.track_running_stats:
+            batch = tuple(i for i, n in enumerate(binding.names) if n == self.batch_axis)
+            self._update_running_stats(batch, count, *(None if s is None else s.data for s in (mean, var)))
+        return tuple(None if s is None else broadcastable(s, binding, x.shape) for s in (mean, var))
 
     def _check_input_statistics(self, x, plan, eps, sync):
         """What PyTorch's layer refuses where the statistics come from the input (the declared rules above)."""
@@ -158,8 +251,8 @@ class NormLayer(Module):
         cast = lambda buf: buf.data.reshape(shape).astype(stats_dtype(dtype), copy=False)
         return (cast(self.running_mean) if self.center else None), cast(self.running_var)
 
-    def _update_running_stats(self, plan, count, mean, var):
-        """running = (1 - m)·running + m·batch, with the unbiased variance; averaged over the batch axis. An empty
+    def _update_running_stats(self, batch_axes, count, mean, var):
+        """running = (1 - m)·running + m·batch, with the unbiased variance; averaged over the batch axes. An empty
         batch counts as a step and leaves the averages where they are (as PyTorch)."""
         with no_grad():
             if self.counts_batches:
@@ -168,13 +261,20 @@ class NormLayer(Module):
                 return  # PyTorch: a cumulative average needs the count, so these statistics stay where they are
             if count == 0:
                 return
-            m = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
             unbiased = count / (count - 1) if count > 1 else math.nan  # one value has no unbiased variance
             for buf, stat, scale in ((self.running_mean, mean, 1.0), (self.running_var, var, unbiased)):
-                if stat is None:
-                    continue
-                batch = stat.mean(axis=plan.batch_axes) if plan.batch_axes else stat
-                buf.data = ((1 - m) * buf.data + (m * scale) * batch.reshape(buf.shape)).astype(buf.dtype)
+                if stat is not None:
+                    self.update_average(buf, (stat.mean(axis=batch_axes) if batch_axes else stat) * scale)
+
+    def update_average(self, buffer, value):
+        """buffer = (1 - m)·buffer + m·value in place, without a gradient: m the momentum, or 1/num_batches_tracked
+        for momentum None (a cumulative average). For a plugin's own buffers; the running statistics use it."""
+        if self.momentum is None:  # PyTorch's cumulative average counts the steps in num_batches_tracked
+            m = 1.0 / max(float(getattr(self.num_batches_tracked, "data", 1.0)), 1.0)
+        else:
+            m = self.momentum
+        value = value.data if isinstance(value, Tensor) else value
+        buffer.data = ((1 - m) * buffer.data + m * value.reshape(buffer.shape)).astype(buffer.dtype)
 
     def extra_repr(self):
         parts = [repr(self.num_features)] if self.num_features is not None else []
@@ -183,3 +283,17 @@ class NormLayer(Module):
         if self.track_running_stats or self.running_stats:
             parts += [f"momentum={self.momentum}", f"track_running_stats={self.track_running_stats}"]
         return ", ".join(parts) + f", pattern={self.pattern.text!r}"
+
+
+def broadcastable(stat, binding, shape):
+    """A statistic in a pattern's expanded shape (pooled axes 1) -> shaped to broadcast against the input
+    `shape`: an input axis whose names are all pooled becomes 1; one split into kept and pooled names (a group's
+    channels) repeats the statistic along the pooled ones."""
+    target, out, i = [], [], 0
+    for span, size in zip(binding.spans, shape):
+        part = range(i, i + span)
+        i += span
+        pooled = all(binding.reduced[j] for j in part)
+        target += [1 if pooled else binding.expanded_shape[j] for j in part]
+        out.append(1 if pooled else size)
+    return stat.expand(tuple(target)).reshape(tuple(out))

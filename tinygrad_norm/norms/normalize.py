@@ -43,9 +43,10 @@ def backward(plan, x, dy, mean, var, w, eps, count, sync=None, fixed=False):
 
 class Normalize(Function):
     """Inputs: x, then γ, then β (β only with γ). Attributes: plan (a Plan), eps, stats (None for batch
-    statistics, or fixed (mean, var)), sync (None or a combiner). After forward, `batch_stats` is
-    (count, mean, var) of the batch, or None with fixed statistics."""
-    stats = sync = None
+    statistics, or fixed (mean, var)), given (None, or batch statistics (count, mean, var) computed already,
+    synchronized where sync is on, and differentiated as the ones computed here), sync (None or a combiner).
+    After forward, `batch_stats` is (count, mean, var) of the batch, or None with fixed statistics."""
+    stats = sync = given = None
     plugin = pattern = None  # for labels: the plugin's name and its Pattern
 
     def label(self):
@@ -55,7 +56,10 @@ class Normalize(Function):
         return f"{self.name} [{self.plugin}]\n{self.pattern.text}\nreduces {reduced}" + ("" if self.stats is None else " (running stats)")
 
     def forward(self, x, weight=None, bias=None):
-        if self.stats is None:
+        if self.given is not None:
+            count, mean, var = self.batch_stats = self.given
+            y = self.plan.kernels.normalize(self.plan, x, mean, var, weight, bias, self.eps)
+        elif self.stats is None:
             y, count, mean, var = forward(self.plan, x, weight, bias, self.eps, self.sync)
             self.batch_stats = (count, mean, var)
         else:
@@ -81,7 +85,7 @@ class Normalize(Function):
         if w is not None and any(needs[1:]):
             dyv = dy.astype(reference.stats_dtype(dy.dtype)).reshape(plan.view)
             if needs[1]:
-                xhat = Normalize.apply(x, plan=plan, eps=self.eps, stats=self.stats, sync=self.sync)
+                xhat = Normalize.apply(x, plan=plan, eps=self.eps, stats=self.stats, given=self.given, sync=self.sync)
                 dw = reference.param_sum(plan, dyv * xhat.astype(dyv.dtype).reshape(plan.view), w)
             db = reference.param_sum(plan, dyv, w) if len(needs) > 2 and needs[2] else None
         return (dx, dw, db)[:len(needs)]
@@ -106,10 +110,10 @@ class NormalizeGrad(Function):
         return (gx, gdy, gw)[:len(self.needs_grad)]
 
 
-def normalize(x, params, plan, eps, stats=None, sync=None, **labels):
+def normalize(x, params, plan, eps, stats=None, given=None, sync=None, **labels):
     """Normalize the Tensor x by `plan` with γ, β in `params` (a list, possibly empty).
 
     Returns (y, batch statistics (count, mean, var) in the plan's statistics shape, or None when `stats`
     fixed them)."""
-    op = Normalize(plan=plan, eps=eps, stats=stats, sync=sync, **labels)
+    op = Normalize(plan=plan, eps=eps, stats=stats, given=given, sync=sync, **labels)
     return op(x, *params), op.batch_stats

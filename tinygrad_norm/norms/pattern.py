@@ -58,6 +58,7 @@ class Binding:
     expanded_shape: tuple
     names: tuple
     reduced: tuple
+    spans: tuple = ()  # per input axis, how many expanded axes it splits into
 
     @property
     def reduce_axes(self):
@@ -136,11 +137,12 @@ class Pattern:
             raise PatternError(f"{self.owner}: pattern {self.text!r} needs input with {want} axes; got shape {shape}")
         free = len(shape) - named
         kept = set(self.kept)
-        ex_shape, names, reduced, dim = [], [], [], 0
+        ex_shape, names, reduced, spans, dim = [], [], [], [], 0
         for item in self.inputs:
             if item == ELLIPSIS:
                 for k in range(free):
                     ex_shape.append(shape[dim]), names.append(f"...{k}"), reduced.append(ELLIPSIS not in kept)
+                    spans.append(1)
                     dim += 1
                 continue
             part = self.fit_sizes(item, shape[dim], sizes)
@@ -149,5 +151,6 @@ class Pattern:
                     raise PatternError(f"{self.owner}: pattern {self.text!r} expects axis {n} of size {sizes[n]}; "
                                        f"input shape {shape} gives {part[n]}")
                 ex_shape.append(part[n]), names.append(n), reduced.append(n not in kept)
+            spans.append(len(part))
             dim += 1
-        return Binding(tuple(ex_shape), tuple(names), tuple(reduced))
+        return Binding(tuple(ex_shape), tuple(names), tuple(reduced), tuple(spans))

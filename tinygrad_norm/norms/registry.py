@@ -56,6 +56,8 @@ def problem(cls):
                 "pattern = None and write forward")
     if cls.pattern is None:
         own = cls.forward not in (Module.forward, NormLayer.forward)
+        if getattr(cls, "statistics", None):
+            return "it declares further statistics patterns but no main `pattern`; declare one (the one running statistics follow)"
         return None if own else "pattern is None, so it must write its own forward, and it does not"
     if not issubclass(cls, NormLayer):
         return f"it declares pattern {cls.pattern!r} but is not a NormLayer, the class that turns a pattern into a layer"
@@ -63,8 +65,22 @@ def problem(cls):
         pattern = Pattern(cls.pattern, owner=cls.__name__)
         if cls.param_axes:
             pattern.token(cls.param_axes)
+        return _statistics_problem(cls)
     except PatternError as e:
         return str(e)
+
+
+def _statistics_problem(cls):
+    """Why a NormLayer's further named patterns (`statistics`) cannot work, or None; each must parse."""
+    named = cls.statistics
+    if not isinstance(named, dict):
+        return f"statistics must be a dict of name -> pattern; got {type(named).__name__} {named!r}"
+    for name, text in named.items():
+        if not (isinstance(name, str) and name.isidentifier()):
+            return f"statistics: a pattern's name is an identifier such as 'instance'; got {name!r}"
+        if not isinstance(text, str):
+            return f"statistics {name!r}: a pattern is a string such as 'n c ... -> n c'; got {text!r}"
+        Pattern(text, owner=f"{cls.__name__}, statistics {name!r}")
     return None
 
 

@@ -7,11 +7,14 @@ normalize op (see normalize.py), so every process normalizes with the statistics
     backward: Σg and Σg·x̂ summed over every process (dx needs them; dγ and dβ stay local, and their sum
               over processes is the whole batch's, which is what data-parallel gradient averaging expects);
               the second derivative's sums likewise
+    pooled:   a plugin's own statistics (NormLayer.pool): the local sums and counts summed over every
+              process by `SumOverProcesses`, an op whose adjoint is itself
 
 Merging (count, mean, M2) rather than summing x and x² keeps the precision of the two-pass statistics.
 """
 import numpy as np
 
+from ..engine import Function, is_tensor
 from ..world import from_host_buffer, to_host_buffer
 
 
@@ -62,3 +65,22 @@ class BatchSync:
         parts = [s for s in sums if s is not None]
         totals = iter(from_host_buffer(self.world.all_reduce(to_host_buffer(parts, np.float64)), parts))
         return tuple(None if s is None else next(totals) for s in sums)
+
+    def total(self, t):
+        """A Tensor's sum over every process, differentiable (the gradient is summed over them too)."""
+        return SumOverProcesses.apply(t, world=self.world)
+
+    def count(self, n):
+        """A local count of values -> the count over every process."""
+        return int(self.world.all_reduce(np.array([n], np.float64))[0])
+
+
+class SumOverProcesses(Function):
+    """y = Σ_p a_p over the processes. Each process's loss reaches every y_p, so ∂L/∂a_p = Σ_p ∂L_p/∂y_p: the
+    gradient is summed over the processes as well. Attribute: world."""
+
+    def forward(self, a):
+        return from_host_buffer(self.world.all_reduce(to_host_buffer([a], np.float64)), [a])[0]
+
+    def backward(self, g, y, a):
+        return SumOverProcesses.apply(g, world=self.world) if is_tensor(g) else self.forward(g)

@@ -128,19 +128,26 @@ def gradgradcheck_module(module, *inputs, fn=None, **tolerances):
 
 def _with_parameters(module, inputs, fn):
     """(a function of inputs and parameters that runs the module with those parameters swapped in, its
-    arguments: the inputs, then copies of the parameters, all requiring grad)."""
+    arguments: the inputs, then copies of the parameters, all requiring grad). The module's buffers are as
+    they were before every call, so a training forward that moves them (running statistics a correction reads,
+    a power iteration's vectors) is the same function at every evaluation."""
     slots = [(m, name) for m in module.modules() for name, p in m._parameters.items() if p is not None]
+    buffers = [(b, b.data.copy()) for b in module.buffers() if b is not None]
     call = fn or module
 
     def run(*args):
         saved = [m._parameters[name] for m, name in slots]
         for (m, name), p in zip(slots, args[len(inputs):]):
             m._parameters[name] = p
+        for b, data in buffers:
+            b.data = data.copy()
         try:
             return call(*args[:len(inputs)])
         finally:
             for (m, name), p in zip(slots, saved):
                 m._parameters[name] = p
+            for b, data in buffers:
+                b.data = data.copy()
     params = [Tensor(m._parameters[name].data, requires_grad=True) for m, name in slots]
     inputs = [Tensor(x.data, requires_grad=True) if isinstance(x, Tensor) and x.dtype.kind == "f" else x for x in inputs]
     return (run, *inputs, *params)

@@ -27,6 +27,7 @@ import numpy as np
 from ..engine import no_grad
 from ..gradcheck import gradcheck_module, gradgradcheck_module
 from ..tensor import Tensor
+from .held import holding
 from .layer import NormLayer
 from .registry import acts_on, display_name, resolve
 
@@ -71,9 +72,13 @@ def input_shapes(shape):
     return [tuple(s) for s in shape] if shape and not isinstance(shape[0], int) else [tuple(shape)]
 
 
-def _randomize(params, rng, dtype):
-    for p in params:  # non-trivial γ, β (or g, v) so the checks cover them
-        p.data = (1 + 0.5 * rng.standard_normal(p.shape)).astype(dtype)
+def _randomize(params, rng, dtype, bounded=None):
+    """Non-trivial γ, β (or g, v) so the checks cover them; a parameter the plugin keeps inside a range
+    (`bounded`, name -> (low, high)) is drawn well inside it, where the clip is not active."""
+    for name, p in params:
+        low, high = (bounded or {}).get(name, (None, None))
+        p.data = (1 + 0.5 * rng.standard_normal(p.shape) if low is None else
+                  rng.uniform(low + (high - low) / 10, high - (high - low) / 10, p.shape)).astype(dtype)
 
 
 def _build(cls, rng, dtype=np.float64):
@@ -82,7 +87,7 @@ def _build(cls, rng, dtype=np.float64):
     layer = cls(*args, **kwargs)
     if hasattr(layer, "astype"):
         layer.astype(dtype)
-        _randomize(layer.parameters(), rng, dtype)
+        _randomize(layer.named_parameters(), rng, dtype, getattr(layer, "bounded", None))
     return layer, [rng.standard_normal(s).astype(dtype) for s in input_shapes(shape)]
 
 
@@ -91,7 +96,8 @@ def _tensors(xs):
 
 
 def _check_gradient(layer, xs):
-    gradcheck_module(layer, *_tensors(xs))
+    with holding():  # quantities the plugin's gradient does not flow through stay fixed (held.py)
+        gradcheck_module(layer, *_tensors(xs))
     shapes = " and ".join(str(x.shape) for x in xs)
     return f"float64 central differences on input {shapes} and {len(list(layer.parameters()))} parameter(s)"
 
@@ -100,7 +106,8 @@ SECOND_ORDER_ELEMENTS = 48  # per tensor: a second derivative wrong anywhere is 
 
 
 def _check_second_derivative(layer, xs):
-    gradgradcheck_module(layer, *_tensors(xs), max_elements=SECOND_ORDER_ELEMENTS)
+    with holding():
+        gradgradcheck_module(layer, *_tensors(xs), max_elements=SECOND_ORDER_ELEMENTS)
     return (f"the gradient of the gradient (create_graph) against central differences of the gradient, float64, "
             f"at {SECOND_ORDER_ELEMENTS} random elements of each tensor")
 
@@ -223,8 +230,9 @@ def _check_declared(layer, x):
 def _check_reference(layer, xs):
     """The actual output matches the plugin's own stated reference(x, *further inputs)."""
     inputs = _inputs(layer, xs)
-    for what, xis in inputs:
-        _compare(what, _output(layer, xis), np.asarray(layer.reference(*xis), dtype=np.float64))
+    for what, xis in inputs:  # the reference first: a training forward may move the buffers it reads
+        want = np.asarray(layer.reference(*xis), dtype=np.float64)
+        _compare(what, _output(layer, xis), want)
     return f"{type(layer).__name__}.reference, float64, within 1e-6, on {len(inputs)} inputs"
 
 
@@ -302,14 +310,19 @@ def _check_eval_reference(layer, xs):
 
 
 def _check_follows_parameters(module, added, x, rng):
+    buffers = [(b, b.data.copy()) for b in module.buffers() if b is not None]
+    restore = lambda: [setattr(b, "data", data.copy()) for b, data in buffers]  # a training forward may move them
     with no_grad():
+        restore()
         y = module(Tensor(x)).numpy()
         for p in added:  # a random nudge, not a scaling: weight norm's output does not change when v is scaled
             saved, p.data = p.data, p.data + 0.1 * rng.standard_normal(p.shape)
+            restore()
             moved = np.abs(module(Tensor(x)).numpy() - y).max()
             p.data = saved
             assert moved > 1e-8, f"changing its parameter of shape {p.shape} left the output unchanged: the weight " \
                                  "is not recomputed from the plugin's parameters at each forward"
+        restore()
         again = np.abs(module(Tensor(x)).numpy() - y).max()
     assert again == 0, f"the same parameters gave an output {again:.3g} away: the forward is not a function of them"
     return f"{len(added)} parameter(s) added by apply: " + ", ".join(str(p.shape) for p in added)
@@ -326,7 +339,7 @@ def _check_weight_plugin(cls, report, rng):
         module = cls.apply(*args, **kwargs).double()
         added = [p for p in module.parameters() if id(p) not in before]
         assert added, "apply added no parameters to the module"
-        _randomize(added, rng, np.float64)
+        _randomize([("", p) for p in added], rng, np.float64)
     except Exception as e:
         report.results.append(("reparametrize the example's module", False, f"{type(e).__name__}: {e}"))
         return report

@@ -50,6 +50,7 @@ class NormLayer(Module):
     acts_on = "activations"  # what the plugin normalizes: "activations", or "weights" (see registry.py)
     pattern = None          # statistics pattern; None for a plugin that writes its own forward
     statistics = {}         # further named statistics patterns, name -> pattern, for a forward of its own
+    bounded = {}            # parameter name -> (low, high): kept inside by keep_bounded (BIN's gate in [0, 1])
     batch_axis = "n"        # the pattern's name for the batch axis, where it names one
     param_axes = None       # input axes that carry γ and β; num_features gives their sizes
     center = True           # subtract the mean (False: divide by the root mean square only)
@@ -231,6 +232,33 @@ class NormLayer(Module):
             batch = tuple(i for i, n in enumerate(binding.names) if n == self.batch_axis)
             self._update_running_stats(batch, count, *(None if s is None else s.data for s in (mean, var)))
         return tuple(None if s is None else broadcastable(s, binding, x.shape) for s in (mean, var))
+
+    def affine_transform(self, y, weight=None, bias=None):
+        """y·γ + β, with γ, β (the layer's, or the given Tensors, shaped like the parameter axes) broadcast
+        against y along the parameter axes; without affine parameters, y."""
+        weight, bias = (self.weight, self.bias) if weight is None and bias is None else (weight, bias)
+        binding = self.pattern.bind(y.shape, self.axis_sizes())
+        shape, i = [], 0
+        for span, size in zip(binding.spans, y.shape):
+            shape.append(size if any(n in self.param_names for n in binding.names[i:i + span]) else 1)
+            i += span
+        y = y if weight is None else y * weight.reshape(shape)
+        return y if bias is None else y + bias.reshape(shape)
+
+    def keep_bounded(self):
+        """In training, clip each parameter of `bounded` into its range, in place and without a gradient: the
+        projection a paper applies after every update, applied before the next use instead."""
+        if self.training:
+            with no_grad():
+                for name, (low, high) in self.bounded.items():
+                    p = getattr(self, name)
+                    p.data[...] = p.data.clip(low, high)  # in place: whoever holds the array sees the clip
+
+    def sum_over_processes(self, t, count):
+        """(t, count) summed over every process where the main pattern's statistics are synchronized (training,
+        sync on, a world of several), else as given: for statistics no pattern declares (a covariance)."""
+        sync = self._sync(None)
+        return (t, count) if sync is None else (sync.total(t), sync.count(count))
 
     def _check_input_statistics(self, x, plan, eps, sync):
         """What PyTorch's layer refuses where the statistics come from the input (the declared rules above)."""

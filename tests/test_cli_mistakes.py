@@ -29,7 +29,7 @@ def folder(tmp_path):
 
 
 @pytest.mark.parametrize("args, says", [
-    ("check no_such_plugin", "no norm plugin named 'no_such_plugin'; available: batch"),
+    ("check no_such_plugin", "no norm plugin named 'no_such_plugin'; available: adain, batch, batch_instance"),
     ("axes no_such_plugin", "no norm plugin named 'no_such_plugin'"),
     ("axes batch --shape 4,6,3", "--shape is N,C,H,W: four sizes; got 3"),
     ("axes batch --shape 4,6,3,3,2", "--shape is N,C,H,W: four sizes; got 5"),

@@ -43,21 +43,21 @@ def test_builtins_load_through_entry_points():
 
 
 def test_broken_plugin_is_reported_and_the_others_load(tmp_path):
-    fake_distribution(tmp_path, "broken-norms", {"broken": "no_such_module:Norm", "pixel": "pixelnorm:PixelNorm"},
+    fake_distribution(tmp_path, "broken-norms", {"broken": "no_such_module:Norm", "my_pixel": "pixelnorm:PixelNorm"},
                       {"pixelnorm": PIXEL})
     out, err = run_python("from tinygrad_norm import norms\n"
                           "print(sorted(norms.available()))\nprint(norms.failures()['broken'])\n"
                           "try:\n    norms.get('broken')\nexcept LookupError as e:\n    print('ERR', e)", tmp_path)
-    assert "'pixel'" in out and "'batch'" in out
+    assert "'my_pixel'" in out and "'batch'" in out
     assert "no_such_module:Norm from broken-norms failed to import: ModuleNotFoundError" in out
     assert "ERR norm plugin 'broken' is unavailable" in out
     assert "RuntimeWarning" in err and "'broken'" in err
 
 
 def test_two_plugins_claiming_one_name_is_an_error_naming_both(tmp_path):
-    fake_distribution(tmp_path, "first-norms", {"pixel": "pixelnorm:PixelNorm"}, {"pixelnorm": PIXEL})
-    fake_distribution(tmp_path, "second-norms", {"pixel": "pixelnorm2:PixelNorm"}, {"pixelnorm2": PIXEL})
-    out, _ = run_python("from tinygrad_norm import norms\ntry:\n    norms.get('pixel')\nexcept LookupError as e:\n"
+    fake_distribution(tmp_path, "first-norms", {"my_pixel": "pixelnorm:PixelNorm"}, {"pixelnorm": PIXEL})
+    fake_distribution(tmp_path, "second-norms", {"my_pixel": "pixelnorm2:PixelNorm"}, {"pixelnorm2": PIXEL})
+    out, _ = run_python("from tinygrad_norm import norms\ntry:\n    norms.get('my_pixel')\nexcept LookupError as e:\n"
                         "    print(e)\nprint('batch' in norms.available())", tmp_path)
     assert "claimed by more than one plugin" in out
     assert "pixelnorm:PixelNorm from first-norms" in out and "pixelnorm2:PixelNorm from second-norms" in out
@@ -65,15 +65,15 @@ def test_two_plugins_claiming_one_name_is_an_error_naming_both(tmp_path):
 
 
 def test_environment_variable_disables_third_party_autoload(tmp_path):
-    fake_distribution(tmp_path, "extra-norms", {"pixel": "pixelnorm:PixelNorm"}, {"pixelnorm": PIXEL})
+    fake_distribution(tmp_path, "extra-norms", {"my_pixel": "pixelnorm:PixelNorm"}, {"pixelnorm": PIXEL})
     code = "from tinygrad_norm import norms; print(norms.available())"
-    assert "'pixel'" in run_python(code, tmp_path)[0]
+    assert "'my_pixel'" in run_python(code, tmp_path)[0]
     out, _ = run_python(code, tmp_path, TINYGRAD_NORM_DISABLE_PLUGIN_AUTOLOAD="1")
-    assert "'pixel'" not in out and "'batch'" in out
+    assert "'my_pixel'" not in out and "'batch'" in out
 
 
 def test_unknown_name_lists_what_is_available():
-    with pytest.raises(NormPluginError, match=r"no norm plugin named 'btach'; available: batch, ghost_batch, group"):
+    with pytest.raises(NormPluginError, match=r"no norm plugin named 'btach'; available: adain, batch, batch_instance, batch_renorm"):
         norms.get("btach")
 
 

@@ -75,16 +75,21 @@ def cmd_check(args):
 
 def describe(cls):
     """(pattern, parameters) of a plugin class, for listings."""
+    from . import norms
     from .norms import acts_on
     pattern = getattr(cls, "pattern", None)
-    if pattern is None:  # own forward or a weight reparametrization: the first line of its docstring says what
-        doc = (cls.__doc__ or "").strip().splitlines()
-        kind = "reparametrizes weights" if acts_on(cls) == "weights" else "own forward"
+    if pattern is None or acts_on(cls) == "weights":  # own forward or a weight reparametrization: the first
+        doc = (cls.__doc__ or "").strip().splitlines()  # line of its docstring says what
+        kind = "reparametrizes weights" + (f" by {pattern!r}" if pattern else "") if acts_on(cls) == "weights" \
+            else "own forward"
         return kind + (f": {doc[0]}" if doc else ""), "see its docstring"
     params = f"γ{', β' if cls.shift else ''} over {cls.param_axes}" if cls.param_axes else "none"
     if cls.running_stats:
         params += "; running mean/var"
-    return pattern + ("" if cls.center else " (no centering)"), params
+    if cls.forward is not norms.NormLayer.forward:  # a forward of its own may add parameters and buffers
+        params += "; own forward (see its docstring)"
+    more = "".join(f"; {name}: {text}" for name, text in cls.statistics.items())
+    return pattern + ("" if cls.center else " (no centering)") + more, params
 
 
 def cmd_plugins(args):

@@ -79,7 +79,8 @@ class Module:
         self._buffers[name] = tensor
 
     def register_parameter(self, name, param):
-        if param is None:
+        if param is None:  # also where a parameter of that name was registered before (PyTorch's rule)
+            self._parameters.pop(name, None)
             self.__dict__[name] = None
         else:
             setattr(self, name, param)

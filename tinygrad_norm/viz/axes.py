@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..norms import Pattern, acts_on, available, display_name, resolve
+from ..norms import NormLayer, Pattern, acts_on, available, display_name, resolve
 from ..tensor import Tensor
 
 
@@ -32,15 +32,38 @@ def build_for_input(cls, shape):
 
 
 def pooled_mask(layer, shape, at=(0, 0, 0, 0)):
-    """Boolean array of `shape`: True where the input element shares statistics with element `at`."""
+    """Boolean array of `shape`: True where the input element shares statistics with element `at`, found from
+    the gradient of the layer's output there."""
+    return _reach(layer, shape, at, lambda x: layer(x))
+
+
+def statistic_mask(layer, shape, which=None, at=(0, 0, 0, 0)):
+    """As pooled_mask, from the gradient of the layer's pooled mean over pattern `which` (a name of its
+    `statistics`, None the main pattern): a plugin with several patterns or further inputs gets one per pattern."""
+    return _reach(layer, shape, at, lambda x: layer.pool(x, which).expand(shape))
+
+
+def _reach(layer, shape, at, of):
+    """Which elements of a random input the value of of(x) at `at` depends on."""
     x = Tensor(np.random.default_rng(0).standard_normal(shape), requires_grad=True)
     layer = layer.double() if hasattr(layer, "double") else layer
     layer.train()
-    y = layer(x)
+    y = of(x)
     g = np.zeros(shape)
     g[at] = 1.0
     y.backward(g)
     return np.abs(x.grad.numpy()) > 1e-12
+
+
+def masks(layer, name):
+    """(title, mask) for each picture of one layer: one per declared pattern where its forward is its own
+    (several patterns, further inputs), else the output's."""
+    patterns = getattr(layer, "patterns", None)
+    own = patterns is not None and (len(patterns) > 1 or type(layer).forward is not NormLayer.forward)
+    if not own:
+        return [(f"{name}: {_describe(layer)}", lambda shape: pooled_mask(layer, shape))]
+    return [(f"{name}{'' if which is None else f' [{which}]'}: {p.text}",
+             lambda shape, which=which: statistic_mask(layer, shape, which)) for which, p in patterns.items()]
 
 
 def cube_svg(mask, title, cell=14, origin=(10, 30)):
@@ -93,10 +116,10 @@ def axes_svg(plugins, shape=(4, 6, 3, 3), path=None):
         if acts_on(cls) != "activations":
             raise ValueError(f"plugin {display_name(cls)!r} acts on {acts_on(cls)}: there is no input to shade")
         layer = build_for_input(cls, shape)
-        title = f"{display_name(cls)}: {_describe(layer)}"
-        body, w, h = cube_svg(pooled_mask(layer, shape), title)
-        groups.append(f'<g transform="translate({x:.0f},0)">\n{body}\n</g>')
-        x, height = x + max(w, 7 * len(title)) + 20, max(height, h)
+        for title, mask in masks(layer, display_name(cls)):
+            body, w, h = cube_svg(mask(shape), title)
+            groups.append(f'<g transform="translate({x:.0f},0)">\n{body}\n</g>')
+            x, height = x + max(w, 7 * len(title)) + 20, max(height, h)
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{x + 10:.0f}" height="{height + 40:.0f}" '
            f'viewBox="0 0 {x + 10:.0f} {height + 40:.0f}">\n<rect width="100%" height="100%" fill="white"/>\n'
            + "\n".join(groups) + "\n</svg>\n")

@@ -368,29 +368,68 @@ def test_weight_standardization_standardizes_each_output_channels_fan_in():
     np.testing.assert_allclose(conv.weight_orig.grad.numpy(), numeric, rtol=1e-5, atol=1e-7)
 
 
-TIMM_WHY = ("timm is not importable here: it needs torchvision, and PyPI's torchvision does not import beside "
-            "the CPU build of torch 2.13.0 these machines install ('operator torchvision::nms does not exist')")
+TIMM_WHY = ("timm is not installed (CI installs it with --no-deps: its torchvision does not import beside the CPU "
+            "build of torch 2.13.0, so only its layer files are loaded)")
 
 
-def timm_layers():
-    try:
-        from timm import layers
-    except Exception:
+def timm_layer_files(*names):
+    """timm's own layer modules (timm/layers/<name>.py from the installed wheel), loaded as a package of their own
+    without timm's __init__, which imports torchvision for its data and model code."""
+    import importlib
+    import importlib.util
+    import pathlib
+    import sys
+    import types
+    spec = importlib.util.find_spec("timm")
+    if spec is None:
         pytest.skip(TIMM_WHY)
-    return layers
+    if "_timm_layers" not in sys.modules:
+        package = types.ModuleType("_timm_layers")
+        package.__path__ = [str(pathlib.Path(spec.origin).parent / "layers")]
+        sys.modules["_timm_layers"] = package
+    return [importlib.import_module(f"_timm_layers.{name}") for name in names]
 
 
 @pytest.mark.parametrize("name", ["evonorm_b0", "evonorm_s0", "filter_response"])
-def test_timm_gives_the_same_numbers(name):
-    torch, layers = pytest.importorskip("torch"), timm_layers()
-    theirs = {"evonorm_b0": lambda: layers.EvoNorm2dB0(4, eps=EPS),
-              "evonorm_s0": lambda: layers.EvoNorm2dS0(4, groups=2, eps=EPS),
-              "filter_response": lambda: layers.FilterResponseNormTlu2d(4, eps=1e-6)}[name]().double()
+def test_timm_gives_the_same_numbers_from_the_same_weights(name):
+    """Training forward (and the running variance it moves), eval forward, and the input gradient."""
+    torch = pytest.importorskip("torch")
+    evo, frn = timm_layer_files("evo_norm", "filter_response_norm")
+    theirs = {"evonorm_b0": lambda: evo.EvoNorm2dB0(4, eps=EPS), "evonorm_s0": lambda: evo.EvoNorm2dS0(4, groups=2, eps=EPS),
+              "filter_response": lambda: frn.FilterResponseNormTlu2d(4, eps=1e-6)}[name]().double()
     layer, (x,) = layer_and_inputs(name)
     with torch.no_grad():
         for key, p in theirs.named_parameters():
-            p.copy_(torch.tensor(getattr(layer, {"tau": "tau"}.get(key, key)).numpy().reshape(p.shape)))
-    np.testing.assert_allclose(layer(tg.Tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-9)
+            p.copy_(torch.tensor(getattr(layer, key).numpy()))
+        for key, b in theirs.named_buffers():
+            b.copy_(torch.tensor(getattr(layer, key).numpy()))
+    tol = dict(rtol=1e-5, atol=1e-7)  # timm computes the statistics in float32 (x.float()), even for float64 x
+    for mode in ("train", "eval"):
+        getattr(theirs, mode)(), getattr(layer, mode)()
+        xt, xo = torch.tensor(x, requires_grad=True), tg.Tensor(x, requires_grad=True)
+        yt, yo = theirs(xt), layer(xo)
+        np.testing.assert_allclose(yo.numpy(), yt.detach().numpy(), **tol)
+        yt.square().sum().backward()
+        (yo ** 2).sum().backward()
+        np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), **tol)
+        for key, b in theirs.named_buffers():
+            np.testing.assert_allclose(getattr(layer, key).numpy(), b.numpy(), err_msg=key, **tol)
+
+
+def test_timm_std_conv_gives_the_same_numbers_as_weight_standardization():
+    torch = pytest.importorskip("torch")
+    (std_conv,) = timm_layer_files("std_conv")
+    theirs = std_conv.StdConv2d(3, 4, 3, padding=0, bias=True, eps=1e-6).double()
+    ours = norms.get("weight_standardization").apply(nn.Conv2d(3, 4, 3).double(), eps=1e-6)
+    ours.weight_orig.data, ours.bias.data = theirs.weight.detach().numpy().copy(), theirs.bias.detach().numpy().copy()
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
+    xt, xo = torch.tensor(x, requires_grad=True), tg.Tensor(x, requires_grad=True)
+    yt, yo = theirs(xt), ours(xo)
+    np.testing.assert_allclose(yo.numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    yt.square().sum().backward()
+    (yo ** 2).sum().backward()
+    np.testing.assert_allclose(ours.weight_orig.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-11)
 
 
 # ---- usable like the built-ins ------------------------------------------------------------------------

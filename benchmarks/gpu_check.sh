@@ -17,7 +17,7 @@
 # installed with `pip install --no-index --no-deps wheels/*.whl`, then the project with
 # `pip install --no-index --no-deps --no-build-isolation -e .`. Nothing reaches for the network: PIP_NO_INDEX=1
 # is exported for the whole run, and wheels/ is put on PIP_FIND_LINKS, so the pip calls two tests make (they
-# pip-install the example plugin tinygrad_norm/experiments/frn_plugin, built in isolation) find their build
+# pip-install the example plugin tinygrad_norm/experiments/bgn_plugin, built in isolation) find their build
 # requirements there. The machine has numpy, CuPy (CUDA 13), PyTorch, numba, numba-cuda, pytest, hypothesis and
 # mpi4py; wheels/ must add (the project's install_requires is numpy and graphviz; the rest the tests import):
 #     graphviz; expecttest; import-linter, grimp, click, rich, markdown-it-py, mdurl; scikit-learn, scipy, joblib,
@@ -109,7 +109,7 @@ rm -rf "$PARTS" && mkdir -p "$PARTS" || exit 2
 rm -f "$LOG" "$JSON"
 : > "$PARTS/steps.tsv"
 
-# never the network: no index for any pip in the run (ours, and the two tests' installs of frn_plugin), and
+# never the network: no index for any pip in the run (ours, and the two tests' installs of bgn_plugin), and
 # the local wheels as the place to find packages
 export PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 if [ -d "$ROOT/wheels" ]; then

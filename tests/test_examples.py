@@ -85,7 +85,7 @@ def test_demo_writes_the_report_with_every_table_plot_and_verdict(report):
     assert any("[8/8]" in line for line in lines) and any("gives validation accuracy" in line for line in lines)
     assert f"Report: {path}" in lines and sum("seeds):" in line for line in lines) == len(expected)
     assert (out / "claims.md").read_text() == claims_table(str(out))
-    report_lines = lines[lines.index(next(l for l in lines if "conformance of norm plugin 'frn'" in l)):]
+    report_lines = lines[lines.index(next(l for l in lines if "conformance of norm plugin 'bgn'" in l)):]
     assert report_lines[1].startswith("      [ok]")  # the checker's lines sit under its heading, not beside the step
 
 
@@ -199,7 +199,7 @@ def test_the_demo_runs_from_an_installed_wheel_without_the_checkout(tmp_path):
     wheel_file = next((tmp_path / "dist").glob("tinygrad_norm-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel_file)],
                    check=True, capture_output=True)
-    assert (site / "tinygrad_norm" / "experiments" / "frn_plugin" / "tinygrad_norm_frn" / "__init__.py").exists()
+    assert (site / "tinygrad_norm" / "experiments" / "bgn_plugin" / "tinygrad_norm_bgn" / "__init__.py").exists()
     env = {**os.environ, "PYTHONPATH": str(site)}
     code = ("import tinygrad_norm, sys; assert tinygrad_norm.__file__.startswith(sys.argv[1]), tinygrad_norm.__file__; "
             "from tinygrad_norm.experiments import learning_rate; learning_rate.run(True, 2, sys.argv[2], log=print)")

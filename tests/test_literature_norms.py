@@ -317,7 +317,7 @@ def test_spectral_norm_gives_pytorchs_numbers_from_the_same_weights_and_vectors(
     from torch.nn.utils.parametrizations import spectral_norm
     rng = np.random.default_rng(0)
     theirs = spectral_norm(torch.nn.Conv2d(3, 5, 3).double(), n_power_iterations=2)
-    ours = norms.get("spectral").apply(nn.Conv2d(3, 5, 3).double(), n_power_iterations=2)
+    ours = nn.spectral_norm(nn.Conv2d(3, 5, 3).double(), n_power_iterations=2)  # PyTorch's name
     plain = theirs.parametrizations.weight
     with torch.no_grad():
         ours.weight_orig.data = plain.original.numpy().copy()
@@ -507,6 +507,22 @@ def test_float16_in_float16_out_close_to_float64(name):
     np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=3e-2, atol=3e-2)
 
 
+@pytest.mark.parametrize("name", WEIGHT_PLUGINS)
+def test_weight_plugins_in_float16(name):
+    x = np.random.default_rng(0).standard_normal((3, 2, 6, 6))
+    want = norms.get(name).apply(nn.Conv2d(2, 4, 3).double())
+    got = norms.get(name).apply(nn.Conv2d(2, 4, 3).half())
+    got.weight_orig.data = want.weight_orig.data.astype(np.float16)
+    got.bias.data = want.bias.data.astype(np.float16)
+    for key in ("u", "v"):
+        if hasattr(want, f"weight_{key}"):
+            getattr(got, f"weight_{key}").data = getattr(want, f"weight_{key}").data.astype(np.float16)
+    want.eval(), got.eval()
+    y = got(tg.Tensor(x.astype(np.float16)))
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(y.numpy().astype(np.float64), want(tg.Tensor(x)).numpy(), rtol=3e-2, atol=3e-2)
+
+
 @pytest.mark.parametrize("name", LITERATURE + WEIGHT_PLUGINS)
 def test_state_dict_round_trips_exactly_without_pickle(name, tmp_path):
     if name in WEIGHT_PLUGINS:
@@ -562,5 +578,7 @@ def test_a_bad_statistics_declaration_names_the_plugin_the_pattern_and_the_fault
                                   "kept axis is named once")
     assert "a pattern's name is an identifier" in norms.problem(type("M", (NormLayer,), {"pattern": "n c -> c",
                                                                                            "statistics": {"a b": "n c -> n"}}))
+    assert "bounded maps a parameter's name to (low, high) with low < high; got 'gate': (1.0, 0.0)" in norms.problem(
+        type("B", (NormLayer,), {"pattern": "n c -> c", "bounded": {"gate": (1.0, 0.0)}}))
     with pytest.raises(KeyError, match=r"SwitchableNorm \(plugin 'switchable'\): no statistics pattern named 'batch'"):
         nn.Norm("switchable", 4).moments(tg.randn(2, 4, 3), "batch")

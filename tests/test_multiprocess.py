@@ -95,6 +95,32 @@ def test_a_third_party_plugin_that_pools_the_batch_axis_synchronizes_too():
     np.testing.assert_allclose(dist.all_reduce(dw_part).numpy(), dw.numpy(), rtol=1e-9)
 
 
+@pytest.mark.parametrize("name, options", [("switchable", {}), ("batch_renorm", {"r_max": 1.2, "d_max": 0.1}),
+                                           ("l1_batch", {}), ("evonorm_b0", {}), ("iter_norm", {"num_groups": 2})])
+def test_literature_plugins_that_pool_the_batch_synchronize_too(name, options):
+    """Forwards of their own (a mix of patterns' statistics, corrections from running averages, pooled means,
+    a covariance summed over processes): the synchronized layer on each share is one process on the batch."""
+    rng = np.random.default_rng(7)
+    x, dy = rng.normal(1.0, 2.0, (10, 4, 3)), rng.normal(size=(10, 4, 3))
+    rows = my_rows(shares(SHARES))
+    outputs = []
+    for sync, part in ((False, slice(None)), (True, rows)):
+        layer = nn.Norm(name, 4, sync=sync, **options).double()
+        for p in layer.parameters():
+            p.data = np.random.default_rng(8).uniform(0.2, 0.8, p.shape)
+        t = tg.Tensor(x[part], requires_grad=True)
+        y = layer(t)
+        y.backward(tg.Tensor(dy[part]))
+        outputs.append((y.numpy(), t.grad.numpy(), [p.grad for p in layer.parameters()], layer))
+    (y, dx, grads, one), (y_part, dx_part, grads_part, synced) = outputs
+    np.testing.assert_allclose(y_part, y[rows], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx_part, dx[rows], rtol=1e-9, atol=1e-12)
+    for mine, whole in zip(grads_part, grads):
+        np.testing.assert_allclose(dist.all_reduce(mine).numpy(), whole.numpy(), rtol=1e-9, atol=1e-12)
+    for (key, mine), (_, whole) in zip(synced.named_buffers(), one.named_buffers()):
+        np.testing.assert_allclose(mine.numpy(), whole.numpy(), rtol=1e-6, atol=1e-8, err_msg=key)
+
+
 def test_synchronized_input_gradient_matches_central_differences():
     """d/dx of Σ_processes Σ y·w, every element of the global batch perturbed by the process holding it."""
     rng = np.random.default_rng(2)

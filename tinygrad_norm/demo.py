@@ -19,7 +19,7 @@ STEPS = [  # (module in tinygrad_norm.experiments, what it measures)
     ("rnn_lengths", "LSTM with LN, BN shared across time, BN per time step, none, at unseen sequence lengths"),
     ("learning_rate", "MLP with and without BN across learning rates"),
     ("contrast_shift", "Contrast and brightness shifts at test time: IN, the other norms, a padding-free control"),
-    ("custom_plugin", "A third-party plugin (Filter Response Norm) installed, found by entry point, trained"),
+    ("custom_plugin", "A third-party plugin (Batch Group Norm) installed, found by entry point, trained"),
     ("graph", "The computation graph of LeNet-BN and the norm-pooling pictures"),
 ]
 PROCESSES = {"sync_batchnorm": 4}

@@ -1,5 +1,5 @@
-"""A third-party norm plugin end to end: the package in frn_plugin/ (Filter Response Normalization, shipped with
-tinygrad_norm as an example of what a user writes) is pip-installed into <out>/frn_site unless it is already
+"""A third-party norm plugin end to end: the package in bgn_plugin/ (Batch Group Normalization, shipped with
+tinygrad_norm as an example of what a user writes) is pip-installed into <out>/bgn_site unless it is already
 installed, found through its entry point, checked, and used by name in a CNN trained on the digits.
 
     python -m tinygrad_norm.experiments.custom_plugin [--quick] [--seeds N] [--device cuda]
@@ -13,7 +13,8 @@ from .. import nn, norms
 from .protocol import accuracy, compare, digits
 from .report import main, pm, save
 
-PACKAGE = pathlib.Path(__file__).resolve().parent / "frn_plugin"
+PACKAGE = pathlib.Path(__file__).resolve().parent / "bgn_plugin"
+NAME = "bgn"
 METRICS = ["test accuracy"]
 
 
@@ -27,10 +28,10 @@ def install_into(site):
 
 
 def ensure_installed(out, log=print):
-    """Make the 'frn' plugin loadable: install the example package into a folder on sys.path if needed."""
-    if "frn" in norms.available():
+    """Make the 'bgn' plugin loadable: install the example package into a folder on sys.path if needed."""
+    if NAME in norms.available():
         return "already installed"
-    site = os.path.abspath(os.path.join(out, "frn_site"))
+    site = os.path.abspath(os.path.join(out, "bgn_site"))
     log(f"installing {PACKAGE} into {site}")
     install_into(site)
     sys.path.insert(0, site)
@@ -38,10 +39,10 @@ def ensure_installed(out, log=print):
     return f"installed into {site}"
 
 
-def frn_cnn():
-    """A small CNN with the plugin, by name, after each convolution (FRN's own threshold is its activation)."""
-    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.Norm("frn", 16), nn.MaxPool2d(2),
-                         nn.Conv2d(16, 32, 3, padding=1), nn.Norm("frn", 32), nn.MaxPool2d(2),
+def plugin_cnn():
+    """A small CNN with the plugin, by name, after each convolution (groups of 4 channels)."""
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.Norm(NAME, 16, num_groups=4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.Norm(NAME, 32, num_groups=8), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Flatten(), nn.Linear(128, 10))
 
 
@@ -54,19 +55,19 @@ def run(quick=False, seeds=None, out="results", device="cpu", log=print):
     s = settings(quick)
     seeds = list(range(seeds or s["seeds"]))
     how = ensure_installed(out, log)
-    report = norms.check("frn")
+    report = norms.check(NAME)
     log(str(report))
     data = digits(s["train"])
     xt, yt = data.x_test, data.y_test
-    results = compare({"CNN with nn.Norm('frn', C)": frn_cnn}, data, s["grid"], dict(epochs=s["epochs"], log=None),
+    results = compare({f"CNN with nn.Norm('{NAME}', C)": plugin_cnn}, data, s["grid"], dict(epochs=s["epochs"], log=None),
                       seeds, lambda model, run: {"test accuracy": accuracy(model, xt, yt, device)}, device, log)
     result = {"experiment": "custom_plugin", "title": "A third-party plugin, installed and used by name",
               "data": data.description, "seeds": seeds,
-              "settings": {**s, "seeds": len(seeds)}, "methods": results, "from": norms.origin("frn"),
+              "settings": {**s, "seeds": len(seeds)}, "methods": results, "from": norms.origin(NAME),
               "install": how, "conformance": "PASS" if report.ok else "FAIL",
               "claim": "a norm from another package plugs in by name, passes the checker and trains.",
               "test": "the conformance checker passes and the CNN learns (test accuracy above chance, 0.1).",
-              "verdict": f"conformance {'PASS' if report.ok else 'FAIL'}; the plugin came from {norms.origin('frn')}."}
+              "verdict": f"conformance {'PASS' if report.ok else 'FAIL'}; the plugin came from {norms.origin(NAME)}."}
     return result, save(out, result, METRICS)
 
 

@@ -7,6 +7,6 @@ from ..module import CheckpointError, IncompatibleKeys, Module, ModuleList, Para
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .norm_layers import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
                           InstanceNorm3d, LayerNorm, LocalResponseNorm, Norm, RMSNorm, SyncBatchNorm,
-                          weight_norm)
+                          spectral_norm, weight_norm)
 from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss,
                      SmoothL1Loss)

@@ -171,3 +171,12 @@ class LocalResponseNorm(PluginLayer, Module):
 def weight_norm(module, name="weight", dim=0):
     """Reparametrize module.<name> as g·v/‖v‖ (PyTorch's torch.nn.utils.weight_norm), via the 'weight' plugin."""
     return norms.get("weight").apply(module, name, dim)
+
+
+def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=None):
+    """Reparametrize module.<name> as W / σ(W), σ its largest singular value by power iteration (PyTorch's
+    torch.nn.utils.spectral_norm: weight_orig, weight_u, weight_v), via the 'spectral' plugin. dim None: 1 for
+    a transposed convolution, else 0."""
+    if dim is None:
+        dim = 1 if "Transpose" in type(module).__name__ else 0
+    return norms.get("spectral").apply(module, name, n_power_iterations, eps, dim)

@@ -16,7 +16,10 @@ Besides: float64 checks of the first and second derivatives, the output's shape 
 its statistics (the pattern's batch axis, or the first axis for an own forward), and running statistics and
 eval mode where it keeps them (a plugin with buffers and a reference: eval mode, after a training step, matches
 the reference there too). A plugin that takes further inputs (AdaIN's style, a conditional norm's embedding)
-declares one shape per input in its example; the first is the input it normalizes, and every check feeds all. Plugins that act on weights: both derivative checks through the reparametrized module,
+declares one shape per input in its example; the first is the input it normalizes, and every check feeds all.
+The derivative checks hold what the plugin's gradient does not flow through (`held`, held.py) at the
+unperturbed input and restore its buffers before every evaluation, and a parameter the plugin keeps in a range
+(`bounded`) is drawn inside it. Plugins that act on weights: both derivative checks through the reparametrized module,
 its output shape and dtype, and that its weight follows the plugin's parameters at every forward. Anything a
 plugin raises inside a check is that check's FAIL line, never an exception out of `check`.
 """

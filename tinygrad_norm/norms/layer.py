@@ -23,7 +23,7 @@ None the main one):
     self.batch_statistics(x, which)                     (count, mean, var) as arrays, no gradient
     self.pool(t, which)                                 the mean of t over the pooled axes, shaped to broadcast
                                                         against t: statistics other than mean and variance
-    self.moments(x, which)                              (mean, var) as Tensors from pool
+    self.moments(x, which)                              (mean, var) as Tensors, one fused op (moments.py)
 
 The main pattern's running averages (when kept) are what the first two read in eval mode and update in
 training; `update_average(buffer, value)` moves any other buffer by the same momentum rule.
@@ -36,6 +36,7 @@ from ..engine import no_grad
 from .. import world
 from ..module import Module, Parameter
 from ..tensor import Tensor
+from .moments import Moments
 from .normalize import normalize
 from .pattern import Pattern, PatternError
 from .kernels import stats_dtype
@@ -216,8 +217,8 @@ class NormLayer(Module):
 
     def moments(self, x, which=None):
         """(mean, var) of pattern `which` as Tensors broadcasting against x (mean None without centering, var
-        then the mean square), from pool: batch statistics with their gradient; the running averages, as
-        constants, in eval mode where kept. Training updates the running averages."""
+        then the mean square): batch statistics with their gradient, by one fused op (moments.py); the running
+        averages, as constants, in eval mode where kept. Training updates the running averages."""
         self._check_input(x)
         binding = self._pattern(which).bind(x.shape, self.axis_sizes())
         if self._uses_running(which):
@@ -225,9 +226,13 @@ class NormLayer(Module):
                      zip(binding.expanded_shape, binding.names, binding.reduced)]
             stat = lambda buf: broadcastable(buf.detach().astype(x.dtype).reshape(shape), binding, x.shape)
             return (stat(self.running_mean) if self.center else None), stat(self.running_var)
-        xe = x.reshape(binding.expanded_shape)
-        mean, count = self._pooled_mean(xe, binding, which) if self.center else (None, None)
-        var, count = self._pooled_mean((xe - mean) ** 2 if self.center else xe * xe, binding, which)
+        if self.center:  # one fused statistics op
+            op = Moments(plan=self.plan(x.shape, x.device, which), sync=self._sync(which))
+            both, count = op(x), op.count
+            shape = [1 if r else n for n, r in zip(binding.expanded_shape, binding.reduced)]
+            mean, var = both[0].reshape(shape), both[1].reshape(shape)
+        else:
+            mean, (var, count) = None, self._pooled_mean(x.reshape(binding.expanded_shape) ** 2, binding, which)
         if which is None and self.training and self.track_running_stats:
             batch = tuple(i for i, n in enumerate(binding.names) if n == self.batch_axis)
             self._update_running_stats(batch, count, *(None if s is None else s.data for s in (mean, var)))

@@ -71,7 +71,12 @@ def problem(cls):
 
 
 def _statistics_problem(cls):
-    """Why a NormLayer's further named patterns (`statistics`) cannot work, or None; each must parse."""
+    """Why a NormLayer's further named patterns (`statistics`) or its parameter ranges (`bounded`) cannot work,
+    or None: each pattern must parse, each range be (low, high) with low < high."""
+    for name, bounds in (cls.bounded.items() if isinstance(cls.bounded, dict) else [(None, cls.bounded)]):
+        if not (isinstance(name, str) and isinstance(bounds, tuple) and len(bounds) == 2
+                and all(isinstance(b, (int, float)) for b in bounds) and bounds[0] < bounds[1]):
+            return f"bounded maps a parameter's name to (low, high) with low < high; got {name!r}: {bounds!r}"
     named = cls.statistics
     if not isinstance(named, dict):
         return f"statistics must be a dict of name -> pattern; got {type(named).__name__} {named!r}"

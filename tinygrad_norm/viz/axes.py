@@ -103,25 +103,29 @@ def drawable():
     return available(acting_on="activations")
 
 
-def axes_svg(plugins, shape=(4, 6, 3, 3), path=None):
-    """One cube per plugin (a registered name or a plugin class), side by side, for an input of `shape`
-    (N, C, H, W); the shaded cells share statistics with the front-top-left one. Returns the SVG text, and
-    writes it to `path` (creating its folder) when given."""
+def axes_svg(plugins, shape=(4, 6, 3, 3), path=None, per_row=6):
+    """One cube per plugin (a registered name or a plugin class), or one per pattern of a plugin that declares
+    several, `per_row` to a row, for an input of `shape` (N, C, H, W); the shaded cells share statistics with
+    the front-top-left one. Returns the SVG text, and writes it to `path` (creating its folder) when given."""
     shape = tuple(shape)
     if len(shape) != 4 or not all(isinstance(n, int) and n > 0 for n in shape):
         raise ValueError(f"axes_svg draws an (N, C, H, W) input: four positive sizes; got {shape}")
-    groups, x, height = [], 0.0, 0.0
+    cubes = []
     for plugin in plugins:
         cls = resolve(plugin)
         if acts_on(cls) != "activations":
             raise ValueError(f"plugin {display_name(cls)!r} acts on {acts_on(cls)}: there is no input to shade")
         layer = build_for_input(cls, shape)
-        for title, mask in masks(layer, display_name(cls)):
-            body, w, h = cube_svg(mask(shape), title)
-            groups.append(f'<g transform="translate({x:.0f},0)">\n{body}\n</g>')
+        cubes += [(title, cube_svg(mask(shape), title)) for title, mask in masks(layer, display_name(cls))]
+    groups, width, top = [], 0.0, 0.0
+    for start in range(0, len(cubes), per_row):
+        x, height = 0.0, 0.0
+        for title, (body, w, h) in cubes[start:start + per_row]:
+            groups.append(f'<g transform="translate({x:.0f},{top:.0f})">\n{body}\n</g>')
             x, height = x + max(w, 7 * len(title)) + 20, max(height, h)
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{x + 10:.0f}" height="{height + 40:.0f}" '
-           f'viewBox="0 0 {x + 10:.0f} {height + 40:.0f}">\n<rect width="100%" height="100%" fill="white"/>\n'
+        width, top = max(width, x), top + height + 40
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 10:.0f}" height="{top:.0f}" '
+           f'viewBox="0 0 {width + 10:.0f} {top:.0f}">\n<rect width="100%" height="100%" fill="white"/>\n'
            + "\n".join(groups) + "\n</svg>\n")
     if path is not None:
         path = pathlib.Path(path)

@@ -86,46 +86,21 @@ def code_lines(cls):
 def fused_parts(cls):
     """What of the plugin runs as the core's fused kernels, read off its forward's source."""
     if getattr(cls, "acts_on", "activations") == "weights":
-        return "the normalize op on the weight" if "normalize_by(" in inspect.getsource(cls) else "none (autograd ops)"
+        return "normalize op on the weight" if "normalize_by(" in inspect.getsource(cls) else "none (autograd ops)"
     if cls.forward is norms.NormLayer.forward:
         return "all (declared)"
     body = inspect.getsource(cls.forward)
     parts = [what for call, what in (("self.normalize(", "normalize op"), ("super().forward(", "normalize op"),
-                                     ("self.batch_statistics(", "statistics kernel")) if call in body]
-    pooled = any(call in body for call in ("self.pool(", "self.moments("))
-    return " + ".join(dict.fromkeys(parts)) + (" + " if parts and pooled else "") + \
-        ("statistics as pooled ops" if pooled else "") or "none (autograd ops)"
+                                     ("self.batch_statistics(", "statistics kernel"),
+                                     ("self.moments(", "statistics kernel"),
+                                     ("self.pool(", "pooled means (ops)")) if call in body]
+    return " + ".join(dict.fromkeys(parts)) or "none (autograd ops)"
 
 
 def describe(name):
-    """The plugin's line counts, fused parts and the conformance checks it passes (run here)."""
-    cls = norms.get(name)
-    lines, reference = code_lines(cls)
+    """The conformance checks the plugin passes (run here)."""
     report_ = norms.check(name)
-    return {"lines": lines, "reference_lines": reference, "fused": fused_parts(cls), "checks_ok": report_.ok,
-            "checks": [check for check, _, _ in report_.results]}
-
-
-def timm_layers():
-    """timm's EvoNorm and FRN modules, from its files without its __init__ (which needs torchvision), or None."""
-    spec = importlib.util.find_spec("timm")
-    if spec is None:
-        return None
-    if "_timm_layers" not in sys.modules:
-        package = types.ModuleType("_timm_layers")
-        package.__path__ = [str(pathlib.Path(spec.origin).parent / "layers")]
-        sys.modules["_timm_layers"] = package
-    return types.SimpleNamespace(**{n: importlib.import_module(f"_timm_layers.{n}")
-                                    for n in ("evo_norm", "filter_response_norm", "std_conv")})
-
-
-def public(torch, timm, name, c):
-    """The same method in a public PyTorch implementation, or None."""
-    if torch is None or timm is None:
-        return None
-    return {"evonorm_b0": lambda: timm.evo_norm.EvoNorm2dB0(c, eps=1e-5),
-            "evonorm_s0": lambda: timm.evo_norm.EvoNorm2dS0(c, groups=32 if c % 32 == 0 else 1, eps=1e-5),
-            "filter_response": lambda: timm.filter_response_norm.FilterResponseNormTlu2d(c, eps=1e-6)}.get(name, lambda: None)()
+    return {"checks_ok": report_.ok, "checks": [check for check, _, _ in report_.results]}
 
 
 def fwd_bwd(layer, inputs, dy):
@@ -235,25 +210,29 @@ def main(argv=None):
     return rows + convs
 
 
-SHORT = {"gradient check": "grad", "second-derivative check": "2nd derivative", "output shape and dtype": "shape, dtype",
-         "matches its stated reference": "reference", "running statistics and eval mode": "running stats, eval",
+SHORT = {"gradient check": "grad", "second-derivative check": "2nd derivative", "output shape and dtype": "shape & dtype",
+         "matches its stated reference": "reference", "running statistics and eval mode": "running stats & eval",
          "eval mode matches its reference": "eval vs reference", "the weight follows the plugin's parameters":
-         "weight follows its parameters"}
+         "weight follows its parameters", "zero mean, unit variance over the reduced axes": "mean 0 & variance 1",
+         "unit mean square (no centering) over the reduced axes": "mean square 1",
+         "the declared normalization γ·x̂ + β, elementwise": "declared γ·x̂ + β"}
 
 
 def table(path=None):
-    """The README's table of the literature plugins, from a committed run of this benchmark."""
+    """The README's table of the literature plugins: times and checks from a committed run of this benchmark,
+    lines and fused parts read off the plugins' source now."""
     with open(path or default_json(__file__, "bench_literature", "cpu")) as f:
         rows = {r["plugin"]: r for r in json.load(f)["rows"]}
     out = ["| method (paper) | plugin | lines (+ reference) | fused | the checker verifies | fwd+bwd ms | / our BN |",
            "|---|---|---|---|---|---|---|"]
     for name, (method, paper) in PAPERS.items():
-        r = rows[name]
-        checks = ", ".join(SHORT.get(c, "independence" if c.startswith("independent") else c) for c in r["checks"])
+        r, cls = rows[name], norms.get(name)
+        lines, reference = code_lines(cls)
+        checks = "; ".join(SHORT.get(c, "independence" if c.startswith("independent") else c) for c in r["checks"])
         ratio = r.get("over_our_batch") or r.get("over_plain_conv")
         base = "" if "over_our_batch" in r else " (/ conv)"
-        out.append(f"| {method} ({paper}) | `{name}` | {r['lines']} (+{r['reference_lines']}) | {r['fused']} | "
-                   f"{checks} | {r['ours_ms']:.2f} | {ratio:.2f}{base} |")
+        out.append(f"| {method} ({paper}) | `{name}` | {lines} (+{reference}) | {fused_parts(cls)} | {checks} | "
+                   f"{r['ours_ms']:.2f} | {ratio:.2f}{base} |")
     return "\n".join(out)
 
 

@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from ..norms import NormLayer, Pattern, acts_on, available, display_name, resolve
+from ..norms.pattern import ELLIPSIS
 from ..tensor import Tensor
 
 
@@ -25,9 +26,9 @@ def build_for_input(cls, shape):
     pattern = Pattern(cls.pattern, owner=display_name(cls))
     if not cls.param_axes:
         return cls()
-    binding = pattern.bind(shape, {})
-    sizes = dict(zip(binding.names, binding.expanded_shape))
-    features = tuple(int(np.prod([sizes[n] for n in (t if isinstance(t, tuple) else (t,))])) for t in pattern.token(cls.param_axes))
+    items = pattern.inputs  # each parameter token's input axis; those after "..." count from the end
+    at = {item: (i if ELLIPSIS not in items[:i] else i - len(items)) for i, item in enumerate(items)}
+    features = tuple(shape[at[token]] for token in pattern.token(cls.param_axes))
     return cls(features[0] if len(features) == 1 else features)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 import tinygrad_norm as tg
 from tinygrad_norm import gradgradcheck_module, nn, world
+from worlds import IdenticalProcesses
 
 # (ours, PyTorch's, input shape): every built-in norm PyTorch also has
 NORMS = {
@@ -98,18 +99,6 @@ def test_float32_second_derivatives_stay_float32():
     (h,) = tg.grad((g * g).sum(), x)
     assert g.dtype == h.dtype == np.float32
     assert np.isfinite(h.numpy()).all()
-
-
-class IdenticalProcesses:
-    """`size` processes that all hold the same batch: what a real world's gather and all-reduce return then."""
-    def __init__(self, size):
-        self.size, self.rank = size, 0
-
-    def gather(self, a):
-        return np.stack([a] * self.size)
-
-    def all_reduce(self, a):
-        return a * self.size
 
 
 def test_synchronized_second_derivatives_are_those_of_the_whole_batch(monkeypatch):

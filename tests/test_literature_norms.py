@@ -12,6 +12,7 @@ import pytest
 import tinygrad_norm as tg
 from tinygrad_norm import nn, norms, world
 from tinygrad_norm.norms import holding
+from worlds import IdenticalProcesses
 
 LITERATURE = ["batch_renorm", "switchable", "batch_instance", "evonorm_b0", "evonorm_s0", "filter_response",
               "positional", "pixel", "scale", "mean_only_batch", "l1_batch", "adain", "conditional_batch",
@@ -454,18 +455,6 @@ def test_the_checker_holds_what_the_gradient_does_not_flow_through():
         gradcheck_module(layer, tg.Tensor(x))
     with holding():
         gradcheck_module(layer, tg.Tensor(x))
-
-
-class IdenticalProcesses:
-    """`size` processes that all hold the same batch: what a real world's gather and all-reduce return then."""
-    def __init__(self, size):
-        self.size, self.rank = size, 0
-
-    def gather(self, a):
-        return np.stack([a] * self.size)
-
-    def all_reduce(self, a):
-        return a * self.size
 
 
 SYNCED = ["batch_renorm", "switchable", "batch_instance", "evonorm_b0", "mean_only_batch", "l1_batch",

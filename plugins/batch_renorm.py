@@ -19,7 +19,7 @@ class BatchRenorm(NormLayer):
     param_axes = "c"
     running_stats = True
     refuses_single_values = positive_eps = True
-    example = ((6,), {"r_max": 1.5, "d_max": 0.5}, (8, 6, 5, 4))
+    example = ((4,), {"r_max": 1.5, "d_max": 0.5}, (6, 4, 3, 2))
 
     def __init__(self, num_features, r_max=3.0, d_max=5.0, eps=1e-5, momentum=0.1, affine=True):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=True)

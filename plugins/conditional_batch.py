@@ -19,7 +19,7 @@ class ConditionalBatchNorm(NormLayer):
     param_axes = "c"
     running_stats = True
     refuses_single_values = positive_eps = True
-    example = ((6, 3), {}, ((8, 6, 5, 4), (8, 3)))
+    example = ((4, 3), {}, ((6, 4, 3, 2), (6, 3)))
 
     def __init__(self, num_features, embedding_dim, eps=1e-5, momentum=0.1, track_running_stats=True):
         super().__init__(num_features, eps=eps, momentum=momentum, track_running_stats=track_running_stats)

@@ -19,7 +19,7 @@ class EvoNormB0(NormLayer):
     param_axes = "c"
     running_stats = True
     refuses_single_values = True
-    example = ((6,), {}, (4, 6, 3, 3))
+    example = ((4,), {}, (4, 4, 3, 2))
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
@@ -43,7 +43,7 @@ class EvoNormS0(NormLayer):
     """(N, C, ...) -> same shape, C a multiple of groups; v, γ, β of shape (C,)."""
     pattern = "n (g c) ... -> n g"
     param_axes = "(g c)"
-    example = ((6,), {"groups": 3}, (4, 6, 3, 3))
+    example = ((4,), {"groups": 2}, (4, 4, 3, 2))
 
     def __init__(self, num_features, groups=32, eps=1e-5, affine=True):
         super().__init__(num_features, eps=eps, affine=affine, g=groups)

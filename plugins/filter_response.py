@@ -16,7 +16,7 @@ class FilterResponseNorm(NormLayer):
     pattern = "n c ... -> n c"
     param_axes = "c"
     center = False
-    example = ((6,), {}, (3, 6, 4, 4))
+    example = ((4,), {}, (3, 4, 3, 3))
 
     def __init__(self, num_features, eps=1e-6):
         super().__init__(num_features, eps=eps)

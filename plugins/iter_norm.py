@@ -22,7 +22,7 @@ class IterNorm(NormLayer):
     pattern = "n c ... -> c"
     param_axes = "c"
     refuses_single_values = True
-    example = ((6,), {"num_groups": 2}, (8, 6, 3, 3))
+    example = ((4,), {"num_groups": 2}, (6, 4, 3))
 
     def __init__(self, num_features, num_groups=1, T=5, eps=1e-5, momentum=0.1, affine=True):
         if num_features % num_groups:

@@ -22,7 +22,7 @@ class L1BatchNorm(NormLayer):
     pattern = "n c ... -> c"
     param_axes = "c"
     refuses_single_values = True
-    example = ((6,), {}, (8, 6, 5, 4))
+    example = ((4,), {}, (6, 4, 3, 2))
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine)

@@ -17,7 +17,7 @@ class MeanOnlyBatchNorm(NormLayer):
     """(N, C, ...) -> same shape; β of shape (C,), running_mean of shape (C,)."""
     pattern = "n c ... -> c"
     param_axes = "c"
-    example = ((6,), {}, (8, 6, 5, 4))
+    example = ((4,), {}, (6, 4, 3, 2))
 
     def __init__(self, num_features, momentum=0.1, bias=True):
         super().__init__(num_features, eps=None, momentum=momentum, affine=bias)

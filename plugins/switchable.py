@@ -19,7 +19,7 @@ class SwitchableNorm(NormLayer):
     statistics = {"instance": "n c ... -> n c", "layer": "n ... -> n"}
     param_axes = "c"
     running_stats = True
-    example = ((6,), {}, (4, 6, 3, 3))
+    example = ((4,), {}, (4, 4, 3, 2))
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine, track_running_stats=track_running_stats)

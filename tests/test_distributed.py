@@ -1,7 +1,6 @@
 """The distributed pieces in one process, and the multi-process cases (test_multiprocess.py) run under
 `mpiexec -n 2` and `-n 3`; those skip, with the reason, where MPI cannot start."""
 import functools
-import json
 import os
 import signal
 import subprocess
@@ -212,17 +211,6 @@ def test_the_multiprocess_cases_under_mpiexec(processes):
     output = mpiexec(processes, "-m", "pytest", "-q", "-x", "-rs", "-p", "no:cacheprovider", CASES)
     summaries = [line for line in output.splitlines() if " passed" in line and " in " in line]
     assert len(summaries) == processes and "needs two or more processes" not in output, output[-2000:]
-
-
-def test_the_sync_batchnorm_experiment_on_four_processes(tmp_path):
-    output = mpiexec(4, "-m", "tinygrad_norm.experiments.sync_batchnorm", "--quick", "--out", str(tmp_path))
-    assert output.count("4 processes x 8 samples per step = 32 per step") == 1  # rank 0 alone prints
-    with open(tmp_path / "sync_batchnorm.json") as f:
-        result = json.load(f)
-    assert list(result["methods"]) == ["BN local (k=8)", "SyncBatchNorm (k=32)", "GN"]
-    assert result["settings"]["processes"] == 4 and result["seeds"] == [0, 1]
-    assert all(len(m["per_seed"]["test accuracy"]) == 2 for m in result["methods"].values())
-    assert (tmp_path / "sync_batchnorm.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_collectives_never_hand_back_the_callers_array():

@@ -89,6 +89,37 @@ def test_demo_writes_the_report_with_every_table_plot_and_verdict(report):
     assert report_lines[1].startswith("      [ok]")  # the checker's lines sit under its heading, not beside the step
 
 
+def test_the_demo_ran_the_sync_batchnorm_experiment_on_four_processes(report):
+    """The demo's step under `mpiexec -n 4` (where MPI starts; else the step says why it did not run)."""
+    out, _, lines = report
+    if not (out / "sync_batchnorm.json").exists():
+        pytest.skip(next(line for line in lines if "not run" in line))
+    assert sum("4 processes x 8 samples per step = 32 per step" in line for line in lines) == 1  # rank 0 alone
+    result = load(out, "sync_batchnorm")
+    assert list(result["methods"]) == ["BN local (k=8)", "SyncBatchNorm (k=32)", "GN"]
+    assert result["settings"]["processes"] == 4 and result["seeds"] == [0, 1]
+    assert all(len(m["per_seed"]["test accuracy"]) == 2 for m in result["methods"].values())
+    assert (out / "sync_batchnorm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_example_plugin_package_the_demo_installed_is_found_by_entry_point(report):
+    """The example plugin package (tinygrad_norm/experiments/bgn_plugin), pip-installed into a folder by the
+    demo's custom_plugin step: listed with its distribution, checked, used by name, and left out by the switch."""
+    target = report[0] / "bgn_site"
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    cli = lambda *args, **more: subprocess.run([sys.executable, "-m", "tinygrad_norm.cli", *args], capture_output=True,
+                                               text=True, env={**env, **more})
+    result = cli("plugins")
+    assert "bgn " in result.stdout and "from tinygrad-norm-bgn" in result.stdout
+    check = cli("check", "bgn")
+    assert check.returncode == 0, check.stdout + check.stderr
+    code = ("import numpy as np, tinygrad_norm as tg\nfrom tinygrad_norm import nn\n"
+            "m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Norm('bgn', 4))\nprint(m(tg.randn(2, 1, 6, 6)).shape)")
+    used = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert used.stdout.strip() == "(2, 4, 4, 4)", used.stderr
+    assert "bgn " not in cli("plugins", TINYGRAD_NORM_DISABLE_PLUGIN_AUTOLOAD="1").stdout
+
+
 def test_the_report_links_the_graph_source_when_dot_is_missing(tmp_path):
     from tinygrad_norm.demo import graph_section
     (tmp_path / "lenet_bn_graph.dot").write_text("digraph {}")

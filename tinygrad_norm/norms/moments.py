@@ -9,7 +9,7 @@ The two statistics leave as one Tensor of shape (2, *plan.stats_shape), in the i
 written with operators only, so it runs on arrays and, under create_graph, on Tensors.
 """
 from ..backend import get_array_module
-from ..engine import Function, is_tensor
+from ..engine import Function
 
 
 class Moments(Function):
@@ -26,7 +26,7 @@ class Moments(Function):
 
     def backward(self, g, y, x):
         if self.sync is not None:
-            g = self.sync.total(g) if is_tensor(g) else self.sync.sums(g)[0]
+            g = self.sync.total(g)
         n = max(self.count, 1)
         scale = g[1] * (2 / n)  # dx = x·scale + shift: the statistics-shaped parts first, one pass over x
         shift = g[0] / n - y[0] * scale

@@ -67,8 +67,9 @@ class BatchSync:
         return tuple(None if s is None else next(totals) for s in sums)
 
     def total(self, t):
-        """A Tensor's sum over every process, differentiable (the gradient is summed over them too)."""
-        return SumOverProcesses.apply(t, world=self.world)
+        """t summed over every process: an array, or a Tensor through SumOverProcesses (differentiable, the
+        gradient summed over them too)."""
+        return SumOverProcesses.apply(t, sync=self) if is_tensor(t) else self.sums(t)[0]
 
     def count(self, n):
         """A local count of values -> the count over every process."""
@@ -77,10 +78,10 @@ class BatchSync:
 
 class SumOverProcesses(Function):
     """y = Σ_p a_p over the processes. Each process's loss reaches every y_p, so ∂L/∂a_p = Σ_p ∂L_p/∂y_p: the
-    gradient is summed over the processes as well. Attribute: world."""
+    gradient is summed over the processes as well. Attribute: sync (the BatchSync that sums)."""
 
     def forward(self, a):
-        return from_host_buffer(self.world.all_reduce(to_host_buffer([a], np.float64)), [a])[0]
+        return self.sync.total(a)
 
     def backward(self, g, y, a):
-        return SumOverProcesses.apply(g, world=self.world) if is_tensor(g) else self.forward(g)
+        return self.sync.total(g)

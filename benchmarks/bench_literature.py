@@ -103,16 +103,30 @@ def describe(name):
     return {"checks_ok": report_.ok, "checks": [check for check, _, _ in report_.results]}
 
 
+def timm_layers():
+    """timm's EvoNorm and FRN modules, from its files without its __init__ (which needs torchvision), or None."""
+    spec = importlib.util.find_spec("timm")
+    if spec is None:
+        return None
+    if "_timm_layers" not in sys.modules:
+        package = types.ModuleType("_timm_layers")
+        package.__path__ = [str(pathlib.Path(spec.origin).parent / "layers")]
+        sys.modules["_timm_layers"] = package
+    return types.SimpleNamespace(**{n: importlib.import_module(f"_timm_layers.{n}")
+                                    for n in ("evo_norm", "filter_response_norm", "std_conv")})
+
+
+def public(torch, timm, name, c):
+    """The same method in a public PyTorch implementation, or None."""
+    if torch is None or timm is None:
+        return None
+    return {"evonorm_b0": lambda: timm.evo_norm.EvoNorm2dB0(c, eps=1e-5),
+            "evonorm_s0": lambda: timm.evo_norm.EvoNorm2dS0(c, groups=32 if c % 32 == 0 else 1, eps=1e-5),
+            "filter_response": lambda: timm.filter_response_norm.FilterResponseNormTlu2d(c, eps=1e-6)}.get(name, lambda: None)()
+
+
 def fwd_bwd(layer, inputs, dy):
-    """A step: forward, backward of <dy, y> into the input and the parameters."""
-    def step():
-        for t in inputs:
-            t.grad = None
-        layer(*inputs).backward(dy)
-    return step
-
-
-def torch_fwd_bwd(torch, layer, inputs, dy):
+    """A step: forward, backward of <dy, y> into the input and the parameters (ours and PyTorch's alike)."""
     def step():
         for t in inputs:
             t.grad = None
@@ -133,10 +147,10 @@ def activation_row(torch, timm, name, shape, repeat):
     fns = [ours]
     if torch is not None:
         tx, tdy = torch.tensor(x, requires_grad=True), torch.tensor(dy)
-        fns.append(torch_fwd_bwd(torch, torch.nn.BatchNorm2d(c), [tx], tdy))
+        fns.append(fwd_bwd(torch.nn.BatchNorm2d(c), [tx], tdy))
         theirs = public(torch, timm, name, c)
         if theirs is not None:
-            fns.append(torch_fwd_bwd(torch, theirs, [torch.tensor(x, requires_grad=True)], tdy))
+            fns.append(fwd_bwd(theirs, [torch.tensor(x, requires_grad=True)], tdy))
     ms, errors = median_ms_or_error(fns, repeat=repeat)
     return {"name": f"{name} {shape}", "plugin": name, "ours_ms": ms[0], "torch_ms": ms[1] if torch else None,
             "public_ms": ms[2] if len(ms) > 2 else None, **({"errors": errors} if any(errors) else {})}
@@ -159,7 +173,7 @@ def weight_row(torch, timm, name, shape, repeat):
                  "weight_standardization": lambda: timm and timm.std_conv.StdConv2d(c, c, 3, padding=1, bias=True,
                                                                                     eps=1e-5)}[name]()
         if tconv:
-            fns.append(torch_fwd_bwd(torch, tconv, [torch.tensor(x, requires_grad=True)], torch.ones(y.shape)))
+            fns.append(fwd_bwd(tconv, [torch.tensor(x, requires_grad=True)], torch.ones(y.shape)))
     ms, errors = median_ms_or_error(fns, repeat=repeat)
     what = "Conv2d" if name == "conv" else f"Conv2d + {name}"
     return {"name": f"{what} {shape}", "plugin": name, "ours_ms": ms[0], "torch_ms": ms[1] if len(ms) > 1 else None,

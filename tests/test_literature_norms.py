@@ -4,6 +4,7 @@ in eval mode, and the gradient of every input and parameter against central diff
 Where a public implementation installs (PyTorch's spectral_norm; timm's EvoNorm and FRN where timm imports),
 the same numbers as it from the same weights. Then what makes them usable like the built-ins: the checker,
 names, sync=True over processes, float16, state_dict round trips and pictures."""
+import functools
 import io
 
 import numpy as np
@@ -374,29 +375,21 @@ TIMM_WHY = ("timm is not installed (CI installs it with --no-deps: its torchvisi
             "build of torch 2.13.0, so only its layer files are loaded)")
 
 
-def timm_layer_files(*names):
-    """timm's own layer modules (timm/layers/<name>.py from the installed wheel), loaded as a package of their own
-    without timm's __init__, which imports torchvision for its data and model code."""
-    import importlib
-    import importlib.util
-    import pathlib
-    import sys
-    import types
-    spec = importlib.util.find_spec("timm")
-    if spec is None:
+def timm_layer_files():
+    """timm's own layer modules from the installed wheel, loaded without timm's __init__ (which imports
+    torchvision for its data and model code), as the benchmark loads them; skips where timm is not installed."""
+    layers = bench_literature().timm_layers()
+    if layers is None:
         pytest.skip(TIMM_WHY)
-    if "_timm_layers" not in sys.modules:
-        package = types.ModuleType("_timm_layers")
-        package.__path__ = [str(pathlib.Path(spec.origin).parent / "layers")]
-        sys.modules["_timm_layers"] = package
-    return [importlib.import_module(f"_timm_layers.{name}") for name in names]
+    return layers
 
 
 @pytest.mark.parametrize("name", ["evonorm_b0", "evonorm_s0", "filter_response"])
 def test_timm_gives_the_same_numbers_from_the_same_weights(name):
     """Training forward (and the running variance it moves), eval forward, and the input gradient."""
     torch = pytest.importorskip("torch")
-    evo, frn = timm_layer_files("evo_norm", "filter_response_norm")
+    timm = timm_layer_files()
+    evo, frn = timm.evo_norm, timm.filter_response_norm
     theirs = {"evonorm_b0": lambda: evo.EvoNorm2dB0(4, eps=EPS), "evonorm_s0": lambda: evo.EvoNorm2dS0(4, groups=2, eps=EPS),
               "filter_response": lambda: frn.FilterResponseNormTlu2d(4, eps=1e-6)}[name]().double()
     layer, (x,) = layer_and_inputs(name)
@@ -420,7 +413,7 @@ def test_timm_gives_the_same_numbers_from_the_same_weights(name):
 
 def test_timm_std_conv_gives_the_same_numbers_as_weight_standardization():
     torch = pytest.importorskip("torch")
-    (std_conv,) = timm_layer_files("std_conv")
+    std_conv = timm_layer_files().std_conv
     theirs = std_conv.StdConv2d(3, 4, 3, padding=0, bias=True, eps=1e-6).double()
     ours = norms.get("weight_standardization").apply(nn.Conv2d(3, 4, 3).double(), eps=1e-6)
     ours.weight_orig.data, ours.bias.data = theirs.weight.detach().numpy().copy(), theirs.bias.detach().numpy().copy()
@@ -580,7 +573,9 @@ def test_a_bad_statistics_declaration_names_the_plugin_the_pattern_and_the_fault
         nn.Norm("switchable", 4).moments(tg.randn(2, 4, 3), "batch")
 
 
+@functools.lru_cache(maxsize=None)
 def bench_literature():
+    """benchmarks/bench_literature.py as a module, loaded once: its table, line counts and timm loader."""
     import importlib.util
     import pathlib
     path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_literature.py"
@@ -610,3 +605,14 @@ def test_the_committed_run_records_the_checks_each_plugin_passes_now():
     # every plugin is at most about 40 lines: more would mean the contract is missing something
     module = bench_literature()
     assert all(module.code_lines(norms.get(name))[0] <= 40 for name in LITERATURE + WEIGHT_PLUGINS)
+
+
+def test_the_benchmark_runs_and_times_the_public_implementation_beside_ours(tmp_path):
+    """bench_literature.py end to end on a tiny input (its times mean nothing here): a row per plugin with our
+    time, PyTorch's BatchNorm's and, where timm is installed, timm's, and the checks it records."""
+    pytest.importorskip("torch")
+    rows = bench_literature().main(["--shape", "2,4,2,2", "--repeat", "1", "--only", "evonorm_b0",
+                                    "--json", str(tmp_path / "out.json")])
+    (row,) = rows
+    assert row["plugin"] == "evonorm_b0" and row["ours_ms"] > 0 and row["torch_ms"] > 0 and row["checks_ok"]
+    assert (row["public_ms"] is not None) == (bench_literature().timm_layers() is not None)

@@ -33,18 +33,20 @@ class SpectralNorm(WeightPlugin):
         moved = w if order == tuple(range(w.ndim)) else w.permute(*order) if isinstance(w, Tensor) else w.transpose(order)
         return moved.reshape(w.shape[self.dim], -1)
 
+    def unit(self, a):
+        """a / max(‖a‖, eps), PyTorch's F.normalize."""
+        return a / max(float(get_array_module(a).linalg.norm(a)), self.eps)
+
     def power_iteration(self, mat, u, v, steps):
-        xp = get_array_module(mat)
-        unit = lambda a: a / max(float(xp.linalg.norm(a)), self.eps)
         for _ in range(steps):
-            u = unit(mat @ v)
-            v = unit(mat.T @ u)
+            u = self.unit(mat @ v)
+            v = self.unit(mat.T @ u)
         return u, v
 
     def setup(self, weight):
         mat, xp = self.matrix(weight), get_array_module(weight)
         u, v = (xp.asarray(random.rng().standard_normal(n)).astype(weight.dtype) for n in mat.shape)
-        u, v = self.power_iteration(mat, u / max(float(xp.linalg.norm(u)), self.eps), v / max(float(xp.linalg.norm(v)), self.eps), 15)
+        u, v = self.power_iteration(mat, self.unit(u), self.unit(v), 15)
         return {"orig": Parameter(weight.copy()), "u": Tensor(u), "v": Tensor(v)}
 
     def compute(self, module, orig, u, v):

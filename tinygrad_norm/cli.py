@@ -76,7 +76,7 @@ def cmd_check(args):
 def describe(cls):
     """(pattern, parameters) of a plugin class, for listings."""
     from . import norms
-    from .norms import acts_on
+    acts_on = norms.acts_on
     pattern = getattr(cls, "pattern", None)
     if pattern is None or acts_on(cls) == "weights":  # own forward or a weight reparametrization: the first
         doc = (cls.__doc__ or "").strip().splitlines()  # line of its docstring says what

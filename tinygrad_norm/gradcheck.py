@@ -126,28 +126,37 @@ def gradgradcheck_module(module, *inputs, fn=None, **tolerances):
     return gradgradcheck(*_with_parameters(module, inputs, fn), **tolerances)
 
 
+def buffer_restorer(module):
+    """A function that puts the module's buffers back as they are now (a copy each time, so it can be called
+    again): for checks that evaluate a training forward, which may move them, several times."""
+    buffers = [(b, b.data.copy()) for b in module.buffers() if b is not None]
+
+    def restore():
+        for b, data in buffers:
+            b.data = data.copy()
+    return restore
+
+
 def _with_parameters(module, inputs, fn):
     """(a function of inputs and parameters that runs the module with those parameters swapped in, its
     arguments: the inputs, then copies of the parameters, all requiring grad). The module's buffers are as
     they were before every call, so a training forward that moves them (running statistics a correction reads,
     a power iteration's vectors) is the same function at every evaluation."""
     slots = [(m, name) for m in module.modules() for name, p in m._parameters.items() if p is not None]
-    buffers = [(b, b.data.copy()) for b in module.buffers() if b is not None]
+    restore_buffers = buffer_restorer(module)
     call = fn or module
 
     def run(*args):
         saved = [m._parameters[name] for m, name in slots]
         for (m, name), p in zip(slots, args[len(inputs):]):
             m._parameters[name] = p
-        for b, data in buffers:
-            b.data = data.copy()
+        restore_buffers()
         try:
             return call(*args[:len(inputs)])
         finally:
             for (m, name), p in zip(slots, saved):
                 m._parameters[name] = p
-            for b, data in buffers:
-                b.data = data.copy()
+            restore_buffers()
     params = [Tensor(m._parameters[name].data, requires_grad=True) for m, name in slots]
     inputs = [Tensor(x.data, requires_grad=True) if isinstance(x, Tensor) and x.dtype.kind == "f" else x for x in inputs]
     return (run, *inputs, *params)

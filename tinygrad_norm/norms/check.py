@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine import no_grad
-from ..gradcheck import gradcheck_module, gradgradcheck_module
+from ..gradcheck import buffer_restorer, gradcheck_module, gradgradcheck_module
 from ..tensor import Tensor
 from .held import holding
 from .layer import NormLayer
@@ -234,9 +234,14 @@ def _check_reference(layer, xs):
     """The actual output matches the plugin's own stated reference(x, *further inputs)."""
     inputs = _inputs(layer, xs)
     for what, xis in inputs:  # the reference first: a training forward may move the buffers it reads
-        want = np.asarray(layer.reference(*xis), dtype=np.float64)
+        want = _reference(layer, xis)
         _compare(what, _output(layer, xis), want)
     return f"{type(layer).__name__}.reference, float64, within 1e-6, on {len(inputs)} inputs"
+
+
+def _reference(layer, xs):
+    """What the plugin states its output must be on inputs xs, as float64."""
+    return np.asarray(layer.reference(*xs), dtype=np.float64)
 
 
 def _no_reference(cls):
@@ -290,7 +295,7 @@ def _check_running_stats(layer, xs, has_reference):
     try:
         shape = [binding.expanded_shape[i] if i in kept else 1 for i in range(xe.ndim)]
         rm = None if mean is None else layer.running_mean.numpy().reshape(shape)
-        want = layer.reference(*xs) if has_reference else \
+        want = _reference(layer, xs) if has_reference else \
             declared_normalization(layer, x, rm, layer.running_var.numpy().reshape(shape))
         _compare("the example input in eval mode (running statistics)", _output(layer, xs), want)
     finally:
@@ -305,16 +310,14 @@ def _check_eval_reference(layer, xs):
         layer(*_tensors(xs))
     layer.eval()
     try:
-        _compare("the example input in eval mode, after one training step", _output(layer, xs),
-                 np.asarray(layer.reference(*xs), dtype=np.float64))
+        _compare("the example input in eval mode, after one training step", _output(layer, xs), _reference(layer, xs))
     finally:
         layer.train()
     return "buffers " + ", ".join(name for name, _ in layer.named_buffers())
 
 
 def _check_follows_parameters(module, added, x, rng):
-    buffers = [(b, b.data.copy()) for b in module.buffers() if b is not None]
-    restore = lambda: [setattr(b, "data", data.copy()) for b, data in buffers]  # a training forward may move them
+    restore = buffer_restorer(module)  # a training forward may move them
     with no_grad():
         restore()
         y = module(Tensor(x)).numpy()

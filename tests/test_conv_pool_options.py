@@ -7,6 +7,8 @@ import tinygrad_norm as tg
 from tinygrad_norm import gradcheck, nn
 from tinygrad_norm.nn import functional as F
 
+pytestmark = pytest.mark.usefixtures("window_kernels")
+
 R = np.random.default_rng(0)
 X = R.standard_normal((2, 3, 7, 6))
 W = R.standard_normal((4, 3, 3, 2))

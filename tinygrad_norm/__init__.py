@@ -1,4 +1,5 @@
 """tinygrad_norm: a small autograd framework on NumPy/CuPy whose centrepiece is normalization plugins."""
+from .threads import get_num_threads, set_num_threads  # first: it tunes NumPy's BLAS threads (threads.py)
 from .engine import Function, enable_grad, grad, is_grad_enabled, no_grad
 from .backend import DeviceError, get_array_module, gpu_available
 from .gradcheck import GradcheckError, gradcheck, gradcheck_module, gradgradcheck, gradgradcheck_module

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..engine import Function, is_tensor
 from ..backend import as_strided, get_array_module
+from . import window_kernels
 from .namespace import namespace_of
 
 
@@ -57,9 +58,9 @@ class Conv2d(Function):
     """out[n, o] = Σ_{c in o's group, i, j} x_pad[n, c, s·y + d·i, s·x + d·j] · w[o, c, i, j] (+ b[o]).
 
     x: (N, C, H, W), w: (O, C/groups, kh, kw), b: (O,) or absent; padding ((top, bottom), (left, right)) of
-    zeros. Caffe's layout: the columns are
-    (N, G, C/G·kh·kw, OH·OW), copied once from the windows view, and w (G, O/G, C/G·kh·kw) @ columns gives
-    (N, G, O/G, OH·OW), which is already the output in NCHW order.
+    zeros. How it is computed is one of three declared implementations, picked per call by `conv_method`
+    (Chainer's _impl_selector): WINDOWS on any array and on Tensors, COLUMNS and DIRECT with the numba CPU
+    kernels. A backward on Tensors (create_graph) always takes WINDOWS', whose every step is an op.
     """
     def forward(self, x, w, b=None):
         n, c, h, wd = x.shape
@@ -73,32 +74,127 @@ class Conv2d(Function):
         if oh <= 0 or ow <= 0:
             raise ValueError(f"Conv2d: input {x.shape} is smaller than the kernel {(kh, kw)} (with dilation {self.dilation})")
         self.out_hw = oh, ow
-        self.cols = self._columns(x, w)
-        out = (w.reshape(g, o // g, cg * kh * kw) @ self.cols).reshape(n, o, oh, ow)
+        self.method = conv_method(self, x, w)
+        out = self.method.forward(self, x, w)
         if b is not None:
             out += b.reshape(1, o, 1, 1)
         return out
 
-    def _columns(self, x, w):
-        """x's windows as the matmul reads them, (N, G, C/G·kh·kw, OH·OW)."""
-        (n, c), (kh, kw), (oh, ow) = x.shape[:2], w.shape[2:], self.out_hw
-        cols = namespace_of(x).unfold(x, (kh, kw), self.stride, self.dilation, self.padding, self.out_hw)
-        return cols.reshape(n, self.groups, c // self.groups * kh * kw, oh * ow)
-
     def backward(self, gy, y, x, w, b=None):
-        n, c, h, wd = x.shape
-        o, cg, kh, kw = w.shape
-        g, (oh, ow) = self.groups, self.out_hw
-        gm = gy.reshape(n, g, o // g, oh * ow)
-        gw = gx = None
-        if self.needs_grad[1]:
-            cols = self._columns(x, w) if is_tensor(gy) else self.cols  # on Tensors: computed again, differentiably
-            gw = (gm @ cols.swapaxes(-1, -2)).sum(axis=0).reshape(w.shape)
-        if self.needs_grad[0]:
-            gwin = (w.reshape(g, o // g, cg * kh * kw).swapaxes(-1, -2) @ gm).reshape(n, c, kh, kw, oh, ow)
-            gx = namespace_of(gy).fold(gwin, x.shape, (kh, kw), self.stride, self.dilation, self.padding)
+        method = WINDOWS if is_tensor(gy) else self.method
+        gx, gw = method.backward(self, gy, x, w, *self.needs_grad[:2])
         gb = gy.sum(axis=(0, 2, 3)) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         return gx, gw, gb
+
+    def padded_hw(self, x):
+        return tuple(s + p[0] + p[1] for s, p in zip(x.shape[2:], self.padding))
+
+    def span(self, x):
+        """The direct kernels' flat row length: (OH - 1)·Wp + OW."""
+        return (self.out_hw[0] - 1) * self.padded_hw(x)[1] + self.out_hw[1]
+
+
+class Windows:
+    """Caffe's layout on NumPy, CuPy or Tensors: columns (N, G, C/G·kh·kw, OH·OW) copied once from the windows
+    view; w (G, O/G, C/G·kh·kw) @ columns is (N, G, O/G, OH·OW), already the output in NCHW order."""
+    name = "windows"
+
+    def forward(self, op, x, w):
+        op.cols = self.columns(op, x, w)
+        o, cg, kh, kw = w.shape
+        return (w.reshape(op.groups, o // op.groups, cg * kh * kw) @ op.cols).reshape((x.shape[0], o) + op.out_hw)
+
+    def columns(self, op, x, w):
+        (n, c), (kh, kw), (oh, ow) = x.shape[:2], w.shape[2:], op.out_hw
+        cols = namespace_of(x).unfold(x, (kh, kw), op.stride, op.dilation, op.padding, op.out_hw)
+        return cols.reshape(n, op.groups, c // op.groups * kh * kw, oh * ow)
+
+    def backward(self, op, gy, x, w, need_x, need_w):
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        g, (oh, ow) = op.groups, op.out_hw
+        gm = gy.reshape(n, g, o // g, oh * ow)
+        gx = gw = None
+        if need_w:
+            cols = self.columns(op, x, w) if is_tensor(gy) else op.cols  # on Tensors: computed again, differentiably
+            gw = (gm @ cols.swapaxes(-1, -2)).sum(axis=0).reshape(w.shape)
+        if need_x:
+            gwin = (w.reshape(g, o // g, cg * kh * kw).swapaxes(-1, -2) @ gm).reshape(n, c, kh, kw, oh, ow)
+            gx = namespace_of(gy).fold(gwin, x.shape, (kh, kw), op.stride, op.dilation, op.padding)
+        return gx, gw
+
+
+class Columns:
+    """The numba im2col: columns (G, C/G·kh·kw, N·OH·R), the batch inside the GEMM's long axis, so that the
+    layer is one product per group rather than one per image. R, a row's width in the columns, is OW for a
+    strided layer and the padded width Wp at stride 1, where each column row is then one contiguous slice
+    of the padded input (im2col_wide) and the Wp - OW extra outputs per row are computed and dropped."""
+    name = "columns"
+
+    def forward(self, op, x, w):
+        o, cg, kh, kw = w.shape
+        (n, c), g, (oh, ow) = x.shape[:2], op.groups, op.out_hw
+        if op.stride == (1, 1):
+            op.xp = pad_hw(x, op.padding)
+            cols = window_kernels.im2col_wide(op.xp, (kh, kw), op.dilation, oh)
+        else:
+            cols = window_kernels.im2col(x, (kh, kw), op.stride, op.dilation, op.padding, op.out_hw)
+        op.cols = cols.reshape(g, cg * kh * kw, -1)
+        out = (w.reshape(g, o // g, cg * kh * kw) @ op.cols).reshape(o, n, oh, -1)[..., :ow]
+        return np.ascontiguousarray(out.transpose(1, 0, 2, 3))
+
+    def backward(self, op, gy, x, w, need_x, need_w):
+        n, c = x.shape[:2]
+        o, cg, kh, kw = w.shape
+        g, (oh, ow) = op.groups, op.out_hw
+        rows = op.cols.shape[-1] // (n * oh)
+        gm = np.zeros((o, n, oh, rows), gy.dtype)
+        gm[..., :ow] = gy.transpose(1, 0, 2, 3)
+        gm = gm.reshape(g, o // g, -1)
+        gw = (gm @ op.cols.swapaxes(-1, -2)).reshape(w.shape) if need_w else None
+        if not need_x:
+            return None, gw
+        gcols = (w.reshape(g, o // g, cg * kh * kw).swapaxes(-1, -2) @ gm).reshape(c, kh, kw, n, -1)
+        if op.stride != (1, 1):
+            return window_kernels.col2im(gcols.reshape((c, kh, kw, n) + op.out_hw), x.shape, op.stride,
+                                         op.dilation, op.padding), gw
+        gxp = window_kernels.col2im_wide(gcols, op.xp.shape, op.dilation)
+        (top, _), (left, _) = op.padding
+        return gxp[:, :, top:top + x.shape[2], left:left + x.shape[3]], gw
+
+
+class Direct:
+    """The numba direct convolution (window_kernels.conv_direct): stride 1, straight from the padded input;
+    the padded input is kept for dw."""
+    name = "direct"
+
+    def forward(self, op, x, w):
+        op.xp = pad_hw(x, op.padding)
+        return window_kernels.conv_direct(op.xp, w, op.groups, op.dilation, op.out_hw)
+
+    def backward(self, op, gy, x, w, need_x, need_w):
+        gw = window_kernels.conv_direct_weight_grad(op.xp, gy, w.shape, op.groups, op.dilation) if need_w else None
+        if not need_x:
+            return None, gw
+        gxp = window_kernels.conv_direct_input_grad(gy, w, op.xp.shape, op.groups, op.dilation)
+        (top, _), (left, _) = op.padding
+        return gxp[:, :, top:top + x.shape[2], left:left + x.shape[3]], gw
+
+
+WINDOWS, COLUMNS, DIRECT = Windows(), Columns(), Direct()
+DIRECT_SPAN = 64  # below this flat row length the direct kernels' loops are too short to vectorize
+DIRECT_MAX_OUT = 8  # out channels per group up to which a direct forward beats im2col and a GEMM with a short side
+
+
+def conv_method(op, x, w):
+    """The implementation for this call, as measured on a 2-core AVX2 machine (benchmarks/bench_conv.py):
+    DIRECT for a stride-1 layer with few output channels and long rows (LeNet's first layer: 1.2 ms against
+    COLUMNS' 5.7), COLUMNS for the rest of what the numba kernels take, WINDOWS otherwise."""
+    if not window_kernels.applies(x, w):
+        return WINDOWS
+    if op.stride == (1, 1) and w.shape[0] // op.groups <= DIRECT_MAX_OUT and op.span(x) >= DIRECT_SPAN:
+        return DIRECT
+    return COLUMNS
 
 
 class Unfold(Function):
@@ -134,14 +230,18 @@ class _Pool2d(Function):
     stride, padding (per side, symmetric), dilation, ceil_mode."""
     pad_value = 0.0
 
-    def _windows(self, x):
+    def _geometry(self, x):
+        """(OH, OW); sets the padding per side, ceil_mode's extra included."""
         (oh, eh), (ow, ew) = (pool_geometry(s, k, st, p, d, self.ceil_mode) for s, k, st, p, d in
                               zip(x.shape[2:], self.kernel, self.stride, self.padding, self.dilation))
         if oh <= 0 or ow <= 0:
             raise ValueError(f"{self.name}: input {x.shape} is smaller than the kernel {self.kernel}")
         (ph, pw), self.x_shape = self.padding, x.shape
         self.sides = ((ph, ph + eh), (pw, pw + ew))
-        return windows(pad_hw(x, self.sides, self.pad_value), self.kernel, self.stride, self.dilation, (oh, ow))
+        return oh, ow
+
+    def _windows(self, x, out_hw):
+        return windows(pad_hw(x, self.sides, self.pad_value), self.kernel, self.stride, self.dilation, out_hw)
 
     def _scatter(self, gwin):
         """gwin laid out like the windows, (N, C, OH, OW, kh, kw)."""
@@ -160,11 +260,15 @@ class MaxPool2d(_Pool2d):
     pad_value = -np.inf
 
     def forward(self, x):
-        xp = get_array_module(x)
-        win = self._windows(x)
+        out_hw = self._geometry(x)
+        fast = window_kernels.max_pool(x, self.kernel, self.stride, self.dilation, self.sides, out_hw)
+        if fast is not None:
+            out, self.arg = fast
+            return out
+        win = self._windows(x, out_hw)
         flat = win.reshape(win.shape[:4] + (win.shape[4] * win.shape[5],))  # not -1: a batch may be empty
         self.arg = flat.argmax(axis=-1)
-        return xp.take_along_axis(flat, self.arg[..., None], axis=-1)[..., 0]
+        return get_array_module(x).take_along_axis(flat, self.arg[..., None], axis=-1)[..., 0]
 
     def indices(self):
         xp = get_array_module(self.arg)
@@ -176,6 +280,10 @@ class MaxPool2d(_Pool2d):
         return (rows * self.x_shape[3] + cols).astype(np.int64)
 
     def backward(self, g, y, x):
+        fast = window_kernels.max_pool_backward(g, self.arg, self.x_shape, self.kernel, self.stride, self.dilation,
+                                                self.sides) if not is_tensor(g) else None
+        if fast is not None:
+            return fast
         kh, kw = self.kernel
         onehot = (self.arg[..., None] == get_array_module(self.arg).arange(kh * kw)).reshape(self.arg.shape + (kh, kw))
         return self._scatter(g[..., None, None] * onehot)
@@ -185,7 +293,7 @@ class AvgPool2d(_Pool2d):
     """out = Σ window / divisor: by default the window's size within the padded input (PyTorch's
     count_include_pad=True), or its number of input elements (count_include_pad=False), or divisor_override."""
     def forward(self, x):
-        win = self._windows(x)
+        win = self._windows(x, self._geometry(x))
         self.divisor = get_array_module(x).asarray(self._divisors(win.shape[2:4]), dtype=x.dtype)
         return win.sum(axis=(-2, -1)) / self.divisor
 

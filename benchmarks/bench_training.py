@@ -1,7 +1,11 @@
 """One training step (forward, loss, backward, SGD-momentum step) of small models, ours beside the same model
 in PyTorch, float32, median ms over interleaved runs. On the CPU also the digits CNN trained end to end.
 
-    python benchmarks/bench_training.py [--device cuda] [--smoke] [--repeat 15] [--json out.json]
+    python benchmarks/bench_training.py [--device cuda] [--smoke] [--repeat 15] [--threads N] [--json out.json]
+
+On the CPU the LSTM rows are our layer-normalized LSTM against the same cell written with torch modules, and
+our plain nn.LSTM against PyTorch's built-in one (its fused C++ cell). --threads N gives both frameworks N
+threads; by default ours keeps numba's (the cores) and PyTorch gets os.cpu_count().
 
 On a GPU (--device cuda) the GPU cases run (issue 10's: an MLP with BatchNorm1d at batch 512, LeNet-BN at batch
 256, a 4-conv VGG-style net at batch 256 with BatchNorm2d and with GroupNorm(32)); the synthetic batch sits on
@@ -66,6 +70,7 @@ CPU_CASES = [
     ("LeNet + BN (seed 001), 3x32x32, batch 64", lambda m: lenet(m, BN2), (64, 3, 32, 32)),
     ("LeNet + GN(2), 3x32x32, batch 64", lambda m: lenet(m, GN), (64, 3, 32, 32)),
     ("LSTM + LN in the cell, 28 steps, batch 64", None, (64, 28, 28)),
+    ("LSTM(28->128), 28 steps, batch 64, vs nn.LSTM", "lstm", (64, 28, 28)),
 ]
 SMOKE_BATCH = 8
 GPU_CASES = [  # the training steps of issue 10's H100 measurements
@@ -76,12 +81,14 @@ GPU_CASES = [  # the training steps of issue 10's H100 measurements
 ]
 
 
-def ln_lstm_ours(hidden):
-    class Model(nn.Module):
+def lstm_model(m, hidden, norm=None):
+    """LSTM(28 -> hidden) over the sequence, a linear head on the last h: in either framework; norm="layer" is our
+    layer-normalized LSTM (PyTorch has none built in: its side is ln_lstm_torch)."""
+    class Model(m.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = nn.LSTM(28, hidden, batch_first=True, norm="layer")
-            self.head = nn.Linear(hidden, 10)
+            self.lstm = m.LSTM(28, hidden, batch_first=True, **({"norm": norm} if norm else {}))
+            self.head = m.Linear(hidden, 10)
 
         def forward(self, x):
             return self.head(self.lstm(x)[1][0][-1])
@@ -171,8 +178,12 @@ def run_case(torch, label, make, shape, device, repeat, check_loss):
     row = {"name": f"train step: {label}", "ours_ms": None, "torch_ms": None}
     try:
         tg.manual_seed(0)
-        ours = make(nn) if make else ln_lstm_ours(128)
-        theirs = (make(torch.nn) if make else ln_lstm_torch(torch, 128)) if torch else None
+        if make is None:  # the layer-normalized LSTM, hand-written on PyTorch's side
+            ours, theirs = lstm_model(nn, 128, "layer"), ln_lstm_torch(torch, 128) if torch else None
+        elif make == "lstm":  # against PyTorch's built-in nn.LSTM
+            ours, theirs = lstm_model(nn, 128), lstm_model(torch.nn, 128) if torch else None
+        else:
+            ours, theirs = make(nn), make(torch.nn) if torch else None
         rng = np.random.default_rng(0)
         x, y = rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, shape[0])
         steps = step_fns(torch, ours, theirs, device=device)
@@ -212,11 +223,15 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help=f"the GPU cases at batch {SMOKE_BATCH} on the given "
                                                          "device: a check that they run, not a measurement")
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=None, help="threads for both frameworks (tg.set_num_threads, "
+                                                                 "torch.set_num_threads); default: each its own")
     ap.add_argument("--only", default="", help="substring filter on case names")
     ap.add_argument("--json", default=None, help="where to write the results (default: benchmarks/results/"
                                                  "bench_training[_smoke][_cuda].json)")
     args = ap.parse_args(argv)
-    torch = try_torch(threads=os.cpu_count() if args.device == "cpu" else None)
+    torch = try_torch(threads=args.threads or (os.cpu_count() if args.device == "cpu" else None))
+    if args.threads:
+        tg.set_num_threads(args.threads)
     gpu_cases = args.device == "cuda" or args.smoke
     notes = []
     if args.device == "cuda" and torch:
@@ -239,11 +254,13 @@ def main(argv=None):
         times = train_digits(torch)
         rows.append({"name": "digits CNN + BN, 5 epochs end to end", "ours_ms": times[0] * 1e3,
                      "torch_ms": times[1] * 1e3 if torch else None})
-    title = f"training, {args.device}, float32, median of {args.repeat}" + \
+    title = f"training, {args.device}, float32, median of {args.repeat}, " + \
+        (f"{args.threads} thread(s) each" if args.threads else f"default threads (ours {tg.get_num_threads()}, "
+         f"torch {torch.get_num_threads() if torch else '-'})") + \
         (" (end to end: one run each)" if not gpu_cases else "") + \
         (f" (SMOKE: batch {SMOKE_BATCH}, not a measurement)" if args.smoke else "")
-    report(title, rows, args.json or default_json(__file__, "bench_training" + ("_smoke" if args.smoke else ""),
-                                                  args.device),
+    report(title, rows, args.json or default_json(__file__, "bench_training" + ("_smoke" if args.smoke else "") +
+                                                  (f"_threads{args.threads}" if args.threads else ""), args.device),
            device_name(args.device, torch), notes)
     return rows
 

@@ -75,14 +75,22 @@ def free_device_memory(device, torch=None):
         torch.cuda.empty_cache()
 
 
-def median_ms(fns, repeat=15, warmup=3):
-    """Time each callable `repeat` times, interleaved (a, b, a, b, ...) so machine noise hits all alike."""
+SETTLE = 1  # untimed runs before each timed one
+
+
+def median_ms(fns, repeat=15, warmup=3, settle=SETTLE):
+    """Time each callable `repeat` times, interleaved (a, b, a, b, ...) so machine noise hits all alike. Each timed
+    run follows `settle` untimed runs of the same callable: the other framework's threads, which spin for a while
+    after its call (PyTorch's OpenMP pool), would otherwise take the cores at the start of this one's timed run
+    (on 2 cores a 1 ms convolution was timed at 10 ms right after PyTorch's)."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     times = [[] for _ in fns]
     for _ in range(repeat):
         for fn, bucket in zip(fns, times):
+            for _ in range(settle):
+                fn()
             t = time.perf_counter()
             fn()
             bucket.append((time.perf_counter() - t) * 1e3)

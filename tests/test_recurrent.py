@@ -126,3 +126,19 @@ def test_lstm_norm_hook_names_and_cell_norm():
 def test_sequence_input_errors():
     with pytest.raises(ValueError, match=r"\(B, T, 3\) or \(T, 3\); got \(2, 5\)"):
         nn.GRU(3, 4, batch_first=True)(tg.randn(2, 5))
+
+
+def test_the_fused_lstm_ops_against_their_formulas_and_central_differences(rng, device):
+    """ops/lstm.py: c' = σ(z_f)·c + σ(z_i)·tanh(z_g) and h = σ(z_o)·tanh(m), written out in NumPy; both
+    gradients by central differences, and the second derivatives (gradgradcheck: create_graph goes through them)."""
+    from tinygrad_norm import gradcheck, gradgradcheck, ops
+    Tensor = partial(tg.Tensor, device=device)
+    z, c, m = rng.standard_normal((3, 8)), rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    sig = lambda a: 1 / (1 + np.exp(-a))
+    np.testing.assert_allclose(ops.LSTMState.apply(Tensor(z), Tensor(c)).numpy(),
+                               sig(z[:, 2:4]) * c + sig(z[:, :2]) * np.tanh(z[:, 4:6]), rtol=1e-12)
+    np.testing.assert_allclose(ops.LSTMOutput.apply(Tensor(z), Tensor(m)).numpy(), sig(z[:, 6:]) * np.tanh(m),
+                               rtol=1e-12)
+    for op, other in ((ops.LSTMState, c), (ops.LSTMOutput, m)):
+        gradcheck(lambda a, b: op.apply(a, b), Tensor(z), Tensor(other))
+        gradgradcheck(lambda a, b: op.apply(a, b), Tensor(z), Tensor(other))

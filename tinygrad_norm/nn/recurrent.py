@@ -5,6 +5,7 @@ weights move between the two by name. With `norm=factory` (any callable num_feat
 input and hidden projections are normalized before the bias is added, and the LSTM's cell state is
 normalized before its tanh: the layer-normalized LSTM of Ba et al. (2016) when the factory makes LayerNorm.
 """
+from .. import ops
 from .functional import dropout as drop, linear
 from .init import uniform
 from ..module import Module, Parameter
@@ -66,10 +67,10 @@ class _LSTMMath:
     gates, states = 4, 2
 
     def _update(self, gi, gh, state, norm_c):
+        """c' = σ(f)·c + σ(i)·tanh(g), h' = σ(o)·tanh(c') (or of norm_c(c')): the two fused ops of ops/lstm.py."""
         z = gi + gh
-        i, f, g, o = (self._gate(z, k) for k in range(4))
-        c = f.sigmoid() * state[1] + i.sigmoid() * g.tanh()
-        return o.sigmoid() * (c if norm_c is None else norm_c(c)).tanh(), c
+        c = ops.LSTMState.apply(z, state[1])
+        return ops.LSTMOutput.apply(z, c if norm_c is None else norm_c(c)), c
 
 
 class _GRUMath:

@@ -6,4 +6,5 @@ from .matmul import Linear, MatMul
 from .movement import Concatenate, Expand, GetItem, Pad, Permute, Reshape, Scatter
 from .reduce import AxisError, Cumsum, Max, Mean, Min, Sum, WindowSum, normalize_axis, one_axis
 from .conv import AvgPool2d, Conv2d, Fold, MaxPool2d, Unfold
+from .lstm import LSTMOutput, LSTMState
 from .softmax import LogSoftmax, NLLLoss

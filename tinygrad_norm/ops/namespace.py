@@ -1,7 +1,7 @@
 """The functions a backward is written with, for both kinds of values it runs on (see engine.py).
 
 `namespace_of(g)` is NumPy or CuPy, plus the few adjoints they lack (scatter, window_sum, unfold, fold,
-erf), when g is an array, and the same functions made of differentiable ops when g is a Tensor: so one
+erf) and concatenate, when g is an array, and the same functions made of differentiable ops when g is a Tensor: so one
 backward gives the plain gradient on arrays and a gradient with a graph under create_graph=True.
 
 >>> import numpy as np, tinygrad_norm as tg
@@ -60,6 +60,7 @@ def _array_namespace(xp):
         ns.window_sum = reduce.window_sum
         ns.unfold, ns.fold = conv.unfold, conv.fold
         ns.erf = elementwise.erf
+        ns.concatenate = lambda arrays, axis: xp.concatenate(arrays, axis=axis)
         _ARRAYS[xp] = ns
     return _ARRAYS[xp]
 
@@ -136,6 +137,10 @@ class _TensorNamespace:
     def erf(self, a):
         from .elementwise import Erf
         return Erf.apply(a)
+
+    def concatenate(self, tensors, axis):
+        from .movement import Concatenate
+        return Concatenate.apply(*tensors, axis=axis)
 
 
 TENSORS = _TensorNamespace()

@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from common import default_json, device_name, median_ms_or_error, report, synchronizer, try_torch  # noqa: E402
 
 import tinygrad_norm as tg  # noqa: E402
@@ -121,6 +122,7 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="where to write the results (default: benchmarks/results/"
                                                  "bench_double_backward[_cuda].json)")
     args = ap.parse_args(argv)
+    common.set_device(args.device)
     torch = try_torch(threads=os.cpu_count() if args.device == "cpu" else None)
     if args.device == "cuda" and torch:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False

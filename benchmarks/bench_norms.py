@@ -1,21 +1,23 @@
 """Forward and forward+backward of every norm plugin, ours beside PyTorch's (same process, interleaved runs).
 
     python benchmarks/bench_norms.py [--device cuda] [--dtype float16] [--large] [--smoke] [--repeat 15]
-                                     [--only TEXT] [--json out.json]
+                                     [--threads N] [--only TEXT] [--json out.json]
 
-On a GPU (--device cuda) every timed run ends with a device synchronization (cupy.cuda.Device().synchronize()
-for ours, torch.cuda.synchronize() for PyTorch's), and issue 10's large shapes are added (--large adds them on
-the CPU too). With the large shapes each row also shows the achieved bandwidth, bytes moved / median time,
-where the bytes are a number of passes over the input's bytes:
+Every row shows the achieved bandwidth, bytes moved / median time, where the bytes are a number of passes over
+the input's bytes:
 
     forward            2 passes  (read x, write y)
     forward+backward   6 passes  (issue 10's convention; the minimum is 5: forward reads x and writes y, backward
                                   reads x and dy and writes dx)
 
-and that bandwidth as a % of the device's measured copy bandwidth ((read + written bytes) / time of a copy of a
-1 GiB float32 array, measured once). For these rows the gradients (x.grad and the parameters') are cleared
-before every forward+backward, so no accumulation pass into an old gradient is timed, and each case prints the
-largest |ours - torch| of y (on the fwd row) and of dx (on the fwd+bwd row) for one run on the same input.
+--threads N gives both frameworks N threads; by default ours keeps numba's (the cores) and PyTorch gets
+os.cpu_count(). On a GPU (--device cuda) every timed run ends with a device synchronization
+(cupy.cuda.Device().synchronize() for ours, torch.cuda.synchronize() for PyTorch's), and issue 10's large shapes
+are added (--large adds them on the CPU too). With the large shapes each row also shows that bandwidth as a % of
+the device's measured copy bandwidth ((read + written bytes) / time of a copy of a 1 GiB float32 array, measured
+once), the gradients (x.grad and the parameters') are cleared before every forward+backward, so no
+accumulation pass into an old gradient is timed, and each case prints the largest |ours - torch| of y (on the
+fwd row) and of dx (on the fwd+bwd row) for one run on the same input.
 
 --dtype float16: float16 input (and output gradient). Our layers keep float32 parameters. PyTorch's layer keeps
 float32 parameters where it accepts a float16 input beside them (forward and backward), else it is converted
@@ -33,6 +35,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from common import (copy_gbps, default_json, device_name, free_device_memory, median_ms_or_error,  # noqa: E402
                     report, synchronizer, try_torch)
 
@@ -74,6 +77,12 @@ CASES = [
     ("LocalResponseNorm(5) (32,64,32,32)", lambda m: m.LocalResponseNorm(5), (32, 64, 32, 32)),
     ("GhostBatchNorm k=16 (128,64,16,16)", lambda m: ghost_batch_norm(m, 64, 16), (128, 64, 16, 16)),
     ("GhostBatchNorm1d k=32 (1024,256)", lambda m: ghost_batch_norm(m, 256, 32), (1024, 256)),
+    # small shapes (issue 24): about 1,000 elements, where a call's fixed cost is the time, and LayerNorm at 65k
+    ("BatchNorm1d small (32,32)", lambda m: m.BatchNorm1d(32), (32, 32)),
+    ("BatchNorm2d small (8,8,4,4)", lambda m: m.BatchNorm2d(8), (8, 8, 4, 4)),
+    ("LayerNorm small (8,128)", lambda m: m.LayerNorm(128), (8, 128)),
+    ("GroupNorm small 4 groups (4,16,4,4)", lambda m: m.GroupNorm(4, 16), (4, 16, 4, 4)),
+    ("LayerNorm last dim (128,512)", lambda m: m.LayerNorm(512), (128, 512)),
 ]
 # the shapes of issue 10's H100 table, run on the GPU or with --large (each input is 0.2-0.4 GB in float32)
 LARGE = [
@@ -181,8 +190,9 @@ def run_case(torch, label, make, shape, args, dtype, large, ceiling):
         notes = [kind] if kind else []
         if kind:
             row["torch_layer"] = kind
+        row["bytes"] = PASSES[phase] * int(np.prod(shape)) * dtype.itemsize  # GB/s on every row
         if large:
-            row.update(bytes=PASSES[phase] * int(np.prod(shape)) * dtype.itemsize, copy_gbps=ceiling)
+            row["copy_gbps"] = ceiling
             if errs is None and ms[0] is not None and len(ms) > 1 and ms[1] is not None:
                 try:
                     errs = max_errors(ours, theirs)
@@ -217,12 +227,17 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="the large shapes at batch 2, copy of 64 MiB: a quick "
                                                          "check that everything runs, not a measurement")
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=None, help="threads for both frameworks (tg.set_num_threads, "
+                                                                 "torch.set_num_threads); default: each its own")
     ap.add_argument("--only", default="", help="substring filter on case names")
     ap.add_argument("--json", default=None, help="where to write the results (default: benchmarks/results/"
                                                  "bench_norms[_smoke|_large][_cuda][_float16].json)")
     args = ap.parse_args(argv)
+    common.set_device(args.device)
     dtype = np.dtype(args.dtype)
-    torch = try_torch(threads=os.cpu_count() if args.device == "cpu" else None)
+    torch = try_torch(threads=args.threads or (os.cpu_count() if args.device == "cpu" else None))
+    if args.threads:
+        tg.set_num_threads(args.threads)
     large = args.device == "cuda" or args.large or args.smoke
     cases = list(CASES)
     if large:
@@ -235,14 +250,15 @@ def main(argv=None):
             continue
         rows += run_case(torch, label, make, shape, args, dtype, large, ceiling)
         free_device_memory(args.device, torch)
-    title = f"norm plugins, {args.device}, {args.dtype}, median of {args.repeat}"
+    title = f"norm plugins, {args.device}, {args.dtype}, median of {args.repeat}, " + \
+        (f"{args.threads} thread(s) each" if args.threads else f"default threads (ours {tg.get_num_threads()}, "
+         f"torch {torch.get_num_threads() if torch else '-'})")
     title += " (SMOKE: large shapes cut to batch 2, not a measurement)" if args.smoke else ""
-    notes = []
+    notes = [f"GB/s = passes x input bytes / median time; fwd = {PASSES['fwd']} passes (read x, write y), "
+             f"fwd+bwd = {PASSES['fwd+bwd']} passes (issue 10's convention; the minimum is 5: read x, write y, "
+             f"read x and dy, write dx)"]
     if large:
-        notes = [f"GB/s = passes x input bytes / median time; fwd = {PASSES['fwd']} passes (read x, write y), "
-                 f"fwd+bwd = {PASSES['fwd+bwd']} passes (issue 10's convention; the minimum is 5: read x, write y, "
-                 f"read x and dy, write dx)",
-                 f"%copy = GB/s / device copy bandwidth {ceiling:.0f} GB/s ((read + written bytes) / time, copy of a "
+        notes += [f"%copy = GB/s / device copy bandwidth {ceiling:.0f} GB/s ((read + written bytes) / time, copy of a "
                  f"{copy_bytes >> 20} MiB float32 array, median of 10)",
                  "fwd+bwd clears x.grad and the parameters' grads first (no accumulation pass); err = max |ours - "
                  "torch| of y (fwd row) and dx (fwd+bwd row), one run on the same input"]
@@ -250,7 +266,8 @@ def main(argv=None):
             notes.append("float16: input and dy float16; ours keeps float32 parameters; torch's per row in the note "
                          "(float32 params where it accepts them beside a half input, else .half())")
     # smoke and CPU --large runs get their own default file, so they never overwrite a real run's
-    name = "bench_norms" + ("_smoke" if args.smoke else "_large" if args.device == "cpu" and args.large else "")
+    name = "bench_norms" + ("_smoke" if args.smoke else "_large" if args.device == "cpu" and args.large else "") + \
+        (f"_threads{args.threads}" if args.threads else "")
     report(title, rows, args.json or default_json(__file__, name, args.device, args.dtype),
            device_name(args.device, torch), notes)
     return rows

@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from common import (default_json, device_name, free_device_memory, median_ms_or_error, report,  # noqa: E402
                     synchronizer, try_torch)
 
@@ -229,6 +230,7 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="where to write the results (default: benchmarks/results/"
                                                  "bench_training[_smoke][_cuda].json)")
     args = ap.parse_args(argv)
+    common.set_device(args.device)
     torch = try_torch(threads=args.threads or (os.cpu_count() if args.device == "cpu" else None))
     if args.threads:
         tg.set_num_threads(args.threads)

@@ -75,10 +75,17 @@ def free_device_memory(device, torch=None):
         torch.cuda.empty_cache()
 
 
-SETTLE = 1  # untimed runs before each timed one
+SETTLE = 1  # untimed runs before each timed one (see median_ms); set_device makes it 0 on a GPU
 
 
-def median_ms(fns, repeat=15, warmup=3, settle=SETTLE):
+def set_device(device):
+    """The timing for `device`: on a GPU no settle runs (no CPU thread pools contend there, and the GPU check's
+    time budget counts every run); on the CPU one."""
+    global SETTLE
+    SETTLE = 0 if device == "cuda" else 1
+
+
+def median_ms(fns, repeat=15, warmup=3, settle=None):
     """Time each callable `repeat` times, interleaved (a, b, a, b, ...) so machine noise hits all alike. Each timed
     run follows `settle` untimed runs of the same callable: the other framework's threads, which spin for a while
     after its call (PyTorch's OpenMP pool), would otherwise take the cores at the start of this one's timed run
@@ -89,7 +96,7 @@ def median_ms(fns, repeat=15, warmup=3, settle=SETTLE):
     times = [[] for _ in fns]
     for _ in range(repeat):
         for fn, bucket in zip(fns, times):
-            for _ in range(settle):
+            for _ in range(SETTLE if settle is None else settle):
                 fn()
             t = time.perf_counter()
             fn()

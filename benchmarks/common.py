@@ -145,7 +145,7 @@ def report(title, rows, path=None, device_name=None, notes=()):
         if "bytes" in r:
             r["ours_gbps"], r["torch_gbps"] = gbps(r, r.get("ours_ms")), gbps(r, r.get("torch_ms"))
             r["ours_pct_copy"], r["torch_pct_copy"] = pct(r, r["ours_gbps"]), pct(r, r["torch_gbps"])
-            line += f" {cell(r['ours_gbps'], '.0f', 10)} {cell(r['torch_gbps'], '.0f', 10)} " \
+            line += f" {cell(r['ours_gbps'], '.3g', 10)} {cell(r['torch_gbps'], '.3g', 10)} " \
                     f"{cell(r['ours_pct_copy'], '.0f', 10)} {cell(r['torch_pct_copy'], '.0f', 11)}"
         if r.get("note"):
             line += f"  {r['note']}"

@@ -110,7 +110,9 @@ def param_block(plan, p, dtype):
     xp = get_array_module(p)
     _, _, (lo, hi) = plan.layout
     block = p.astype(dtype, copy=False).reshape(plan.param_shape[lo:hi])
-    return xp.ascontiguousarray(xp.broadcast_to(block, plan.view[lo:hi]))
+    if block.shape != plan.view[lo:hi]:  # (LayerNorm's γ spans the whole block already: no broadcast to pay for)
+        block = xp.broadcast_to(block, plan.view[lo:hi])
+    return xp.ascontiguousarray(block)
 
 
 def fold_param_grad(plan, partial, like):

@@ -46,7 +46,7 @@ def table(name, title, extra=()):
     single, single_header = rows(name + "_threads1")
     lines = [f"| {title} | ours ms | PyTorch ms | ratio | " + "".join(f"{h} | " for h, _ in extra) +
              "ours ms, 1 thread | PyTorch ms, 1 thread | ratio, 1 thread | target ≤ 1.0 |",
-             "|---" * (7 + len(extra)) + "|"]
+             "|---" * (8 + len(extra)) + "|"]
     for case, r in default.items():
         s = single.get(case, {})
         lines.append(f"| {case} | {cell(r.get('ours_ms'), '.3f')} | {cell(r.get('torch_ms'), '.3f')} | "
@@ -59,7 +59,7 @@ def table(name, title, extra=()):
 
 
 def gbps(r):
-    return cell(r.get("ours_gbps"), ".1f") + " / " + cell(r.get("torch_gbps"), ".1f")
+    return cell(r.get("ours_gbps"), ".3g") + " / " + cell(r.get("torch_gbps"), ".3g")
 
 
 def gflops(r):

@@ -223,6 +223,8 @@ CASES = {  # name: (fn, inputs(rng, device))
     "max_pool2d_tiles": (lambda x: F.max_pool2d(x, 2) ** 2, lambda r, d: (rand(r, 1, 2, 4, 4, device=d),)),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False) ** 2,
                    lambda r, d: (rand(r, 1, 2, 5, 5, device=d),)),
+    "lstm_cell": (lambda x, h, c, cell=nn.LSTMCell(3, 2).double(): cell.to(x.device)(x, (h, c))[0] ** 2,
+                  lambda r, d: (rand(r, 4, 3, device=d), rand(r, 4, 2, device=d), rand(r, 4, 2, device=d))),
     "log_softmax": (lambda x: F.log_softmax(x, dim=1), lambda r, d: (rand(r, 3, 4, device=d),)),
     "cross_entropy": (lambda x: F.cross_entropy(x * x, tg.tensor(np.array([0, 3, 1]))),
                       lambda r, d: (rand(r, 3, 4, device=d),)),

@@ -15,6 +15,7 @@ and runs on the reference kernels. Which kernels run a plan is the kernels packa
 """
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from .kernels import choose
 
@@ -29,17 +30,17 @@ class Plan:
     layout: tuple         # see the module docstring; None where no fused kernel applies
     kernels: object       # the backend: a kernels.Kernels
 
-    @property
+    @cached_property  # read several times per call: computed once per plan
     def count(self):
         """How many elements share one set of statistics."""
         return math.prod(self.view[i] for i in self.axes)
 
-    @property
+    @cached_property
     def stats_shape(self):
         """The statistics' shape: the view with the reduced axes kept as 1."""
         return tuple(1 if i in self.axes else n for i, n in enumerate(self.view))
 
-    @property
+    @cached_property
     def not_param_axes(self):
         """The view's axes γ is broadcast along: its gradient sums over them."""
         return tuple(i for i, n in enumerate(self.param_shape) if n == 1)

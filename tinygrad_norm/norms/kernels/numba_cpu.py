@@ -358,7 +358,9 @@ def _stat(s, plan, shape):
     without centering) as the kernels hold it: float64 of `shape`."""
     if s is None:
         return np.zeros(shape)
-    return np.ascontiguousarray(np.broadcast_to(s, plan.stats_shape), np.float64).reshape(shape)
+    if s.shape != plan.stats_shape:  # (the batch statistics have that shape already: no broadcast to pay for)
+        s = np.broadcast_to(s, plan.stats_shape)
+    return np.ascontiguousarray(s, np.float64).reshape(shape)
 
 
 class NumbaCpu(Kernels):

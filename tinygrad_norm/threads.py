@@ -1,5 +1,6 @@
 """The CPU's two thread pools, NumPy's BLAS (OpenBLAS: the matmuls) and numba's (the kernels), made to share
-the cores, and one call that sets both, as torch.set_num_threads does.
+the cores, and one call that sets both, as torch.set_num_threads does. Also the one switch every numba
+kernel obeys: `numba` is the module, or None where it is not installed or TINYGRAD_NORM_NUMBA=0 turns it off.
 
 OpenBLAS's idle workers spin for 2^28 cycles (about 0.1 s) after each product before they sleep; on a
 machine with few cores they hold the core that the next numba kernel's threads need, and the other way
@@ -26,6 +27,7 @@ try:
 except ImportError:
     numba = None
 
+FAST_MATH = {"reassoc", "contract"}  # numba's fastmath for the kernels' reductions: they vectorise; NaN and inf kept
 SPIN_EXPONENT = "4"  # OpenBLAS's minimum: its idle workers sleep at once
 _SET_THREADS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
 

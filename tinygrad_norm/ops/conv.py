@@ -86,6 +86,11 @@ class Conv2d(Function):
         gb = gy.sum(axis=(0, 2, 3)) if len(self.needs_grad) > 2 and self.needs_grad[2] else None
         return gx, gw, gb
 
+    def unpad(self, gxp, x):
+        """The gradient of the padded input -> the input's: the padding's rows and columns dropped."""
+        (top, _), (left, _) = self.padding
+        return gxp[:, :, top:top + x.shape[2], left:left + x.shape[3]]
+
     def padded_hw(self, x):
         return tuple(s + p[0] + p[1] for s, p in zip(x.shape[2:], self.padding))
 
@@ -163,9 +168,7 @@ class Columns:
         if op.stride != (1, 1):
             return window_kernels.col2im(gcols.reshape((c, kh, kw, n) + op.out_hw), x.shape, op.stride,
                                          op.dilation, op.padding), gw
-        gxp = window_kernels.col2im_wide(gcols, op.xp.shape, op.dilation)
-        (top, _), (left, _) = op.padding
-        return gxp[:, :, top:top + x.shape[2], left:left + x.shape[3]], gw
+        return op.unpad(window_kernels.col2im_wide(gcols, op.xp.shape, op.dilation), x), gw
 
 
 class Direct:
@@ -179,9 +182,7 @@ class Direct:
 
     def input_grad(self, op, gy, x, w):
         """dx of a stride-1 layer, read from gy in place (no columns); op.xp is the padded input."""
-        gxp = window_kernels.conv_direct_input_grad(gy, w, op.xp.shape, op.groups, op.dilation)
-        (top, _), (left, _) = op.padding
-        return gxp[:, :, top:top + x.shape[2], left:left + x.shape[3]]
+        return op.unpad(window_kernels.conv_direct_input_grad(gy, w, op.xp.shape, op.groups, op.dilation), x)
 
     def backward(self, op, gy, x, w, need_x, need_w):
         gw = window_kernels.conv_direct_weight_grad(op.xp, gy, w.shape, op.groups, op.dilation) if need_w else None
@@ -194,7 +195,7 @@ DIRECT_MAX_OUT = 8  # out channels per group up to which a direct forward beats 
 
 
 def conv_method(op, x, w):
-    """The implementation for this call, as measured on a 2-core AVX2 machine (benchmarks/bench_conv.py):
+    """The implementation for this call, as measured on a 2-core AVX2 machine (benchmarks/bench_ops.py):
     DIRECT for a stride-1 layer with few output channels and long rows (LeNet's first layer: 1.2 ms against
     COLUMNS' 5.7), COLUMNS for the rest of what the numba kernels take, WINDOWS otherwise."""
     if not window_kernels.applies(x, w):
@@ -288,7 +289,7 @@ class MaxPool2d(_Pool2d):
 
     def backward(self, g, y, x):
         fast = window_kernels.max_pool_backward(g, self.arg, self.x_shape, self.kernel, self.stride, self.dilation,
-                                                self.sides) if not is_tensor(g) else None
+                                                self.sides)  # None on Tensors (create_graph) and CuPy arrays
         if fast is not None:
             return fast
         kh, kw = self.kernel

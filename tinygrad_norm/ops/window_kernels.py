@@ -19,21 +19,16 @@ Padding is not materialized by im2col or the pools: each computes, per kernel po
 outputs whose input lies inside the image. The argmax rule is PyTorch's CPU kernel's: the first element
 inside the image to start with, then any larger one or any NaN.
 
-Each wrapper returns None where it does not apply (numba absent or switched off by TINYGRAD_NORM_NUMBA=0,
-CuPy arrays, dtypes other than float32 and float64, empty arrays); the callers then use the NumPy/CuPy path.
+`applies(*arrays)` says where they run: numba present and not switched off (TINYGRAD_NORM_NUMBA=0), NumPy
+arrays of float32 or float64, not empty. The convolution's wrappers expect the caller to have asked
+(ops/conv.py's conv_method does); the pools' return None where it is False, and the caller then takes the
+NumPy/CuPy path.
 """
-import os
-
 import numpy as np
 
-try:
-    if os.environ.get("TINYGRAD_NORM_NUMBA", "1") == "0":
-        raise ImportError("switched off by TINYGRAD_NORM_NUMBA=0")
-    from numba import njit, prange
-except ImportError:
-    njit = None
+from ..threads import FAST_MATH, numba
 
-FAST_MATH = {"reassoc", "contract"}  # lets the weight gradient's dot products vectorise
+njit, prange = (numba.njit, numba.prange) if numba is not None else (None, None)
 
 
 def applies(*arrays):
@@ -330,8 +325,6 @@ def conv_direct_input_grad(gy, w, padded_shape, groups, dilation):
 
 def im2col(x, kernel, stride, dilation, padding, out_hw):
     """x (N, C, H, W), zero-padded by ((top, bottom), (left, right)) -> columns (C, kh, kw, N, OH, OW)."""
-    if not applies(x):
-        return None
     cols = np.empty((x.shape[1],) + tuple(kernel) + (x.shape[0],) + tuple(out_hw), x.dtype)
     _im2col(np.ascontiguousarray(x), *stride, *dilation, padding[0][0], padding[1][0], cols)
     return cols
@@ -339,8 +332,6 @@ def im2col(x, kernel, stride, dilation, padding, out_hw):
 
 def col2im(cols, in_shape, stride, dilation, padding):
     """Adjoint of im2col: columns (C, kh, kw, N, OH, OW) -> (N, C, H, W)."""
-    if not applies(cols):
-        return None
     gx = np.empty(in_shape, cols.dtype)
     _col2im(np.ascontiguousarray(cols), *stride, *dilation, padding[0][0], padding[1][0], gx)
     return gx

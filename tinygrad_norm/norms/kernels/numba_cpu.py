@@ -11,7 +11,6 @@ float16 runs in float32. Set TINYGRAD_NORM_NUMBA=0 to switch these off; the
 reference kernels are what they are tested against.
 """
 import math
-import os
 import types
 
 import numpy as np
@@ -19,15 +18,10 @@ import numpy as np
 from .interface import Kernels, fold_param_grad, param_block, stats_dtype
 from .reference import BACKEND as reference
 
-try:
-    if os.environ.get("TINYGRAD_NORM_NUMBA", "1") == "0":
-        raise ImportError("switched off by TINYGRAD_NORM_NUMBA=0")
-    import numba
-    from numba import njit, prange
-except ImportError:
-    numba = None
+from ...threads import FAST_MATH, numba
 
-FAST_MATH = {"reassoc", "contract"}  # lets reductions vectorise; keeps NaN and inf semantics
+if numba is not None:
+    from numba import njit, prange
 # error_model="numpy" (every kernel): 1/0 is inf and 0/0 NaN, as in NumPy and PyTorch (eps=0 on a constant
 # input), where numba's default, Python's, raises ZeroDivisionError
 
